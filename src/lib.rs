@@ -1,0 +1,8 @@
+//! switchboard: a thread-per-core WebRTC signaling, STUN and relay appliance.
+//!
+//! [`proto`] holds the sans-IO protocol cores; [`shard`] the per-core loops and drivers,
+//! the only code with `unsafe`; [`server`] configuration and start-up.
+#![warn(missing_docs, unreachable_pub)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod proto;

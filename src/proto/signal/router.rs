@@ -1,0 +1,1030 @@
+//! The per-shard signaling router: sessions, rooms and relay.
+//!
+//! Each shard runs one [`Router`]. It owns the sessions accepted by that shard (a slab with
+//! generation-checked slots) and the rooms whose name hashes to that shard. Work for
+//! another shard — a relay to one of its sessions, a join to one of its rooms — is appended
+//! to an outbound [`Batch`] for that shard; the shard loop moves batches over the SPSC
+//! rings and feeds them to the receiving router's [`Router::handle_batch`].
+//!
+//! Driving it:
+//!
+//! 1. When a WebSocket upgrade on `/v1/signal` completes, call [`Router::open`]; it writes
+//!    the `welcome` frame to the connection through the [`Sink`].
+//! 2. For every text message, call [`Router::handle_text`]. Frames for local sessions are
+//!    written through the sink at once; frames for other shards are batched.
+//! 3. For every batch another shard sent, call [`Router::handle_batch`].
+//! 4. Once per loop turn, drain [`Router::take_batch`] for each other shard and push the
+//!    batches onto the rings.
+//! 5. When the connection ends, call [`Router::close`]: its rooms get `peer-left`.
+//!
+//! Frames relayed to a target are the sender's bytes with `{"from":"<id>",` in front of
+//! everything after the opening `{`: nothing is re-serialised.
+
+use std::collections::HashMap;
+
+use sha1::{Digest, Sha1};
+
+use super::error::{ErrorCode, FrameError};
+use super::id::{SessionId, GENERATION_MOD, ID_TEXT_LEN, SLOTS_MAX};
+use super::json::{after_open_brace, write_str, ClientFrame, Kind, Parser};
+
+/// Index of a connection in the shard's connection table.
+pub type ConnToken = u32;
+
+/// Where the router's frames go: the shard appends them to the connection's send queue.
+pub trait Sink {
+    /// Queues one text frame whose payload is the concatenation of `parts`.
+    fn send_text(&mut self, conn: ConnToken, parts: &[&[u8]]);
+}
+
+/// Limits the router enforces; all come from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest signaling message accepted (larger ones get `too-large`).
+    pub message_bytes_max: usize,
+    /// Largest `sdp` in an offer or answer.
+    pub sdp_bytes_max: usize,
+    /// Longest room name.
+    pub room_name_bytes_max: usize,
+    /// Largest `meta` value (re-encoded JSON).
+    pub meta_bytes_max: usize,
+    /// Rooms one session may be in at once.
+    pub rooms_per_session_max: usize,
+    /// Members one room may hold.
+    pub members_per_room_max: usize,
+    /// Sessions this shard may hold.
+    pub sessions_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            message_bytes_max: 64 * 1024,
+            sdp_bytes_max: 32 * 1024,
+            room_name_bytes_max: 128,
+            meta_bytes_max: 1024,
+            rooms_per_session_max: 8,
+            members_per_room_max: 256,
+            sessions_max: 1 << 20,
+        }
+    }
+}
+
+/// Static configuration of one shard's router.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's id.
+    pub node: u16,
+    /// This shard's index.
+    pub shard: u8,
+    /// Number of shards on this node.
+    pub shards: u8,
+    /// Limits.
+    pub limits: Limits,
+    /// The `iceServers` JSON array sent in `welcome`.
+    pub ice_servers_json: String,
+    /// Heartbeat interval advertised in `welcome`.
+    pub heartbeat_ms: u64,
+    /// Secret that resume tokens are derived from; the same on every shard of a node.
+    pub secret: [u8; 32],
+    /// Seeds of the room hash; the same on every shard so all agree on room owners.
+    pub room_hash_seeds: [u64; 4],
+}
+
+/// A byte range in a batch's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// One record of cross-shard work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Deliver a text frame to a session of the receiving shard. If it is gone, answer
+    /// `unknown-target` to `from` (unless `from` is the server itself).
+    Deliver {
+        /// The target session.
+        target: SessionId,
+        /// The frame payload.
+        frame: Span,
+        /// The sender, told when the target is gone.
+        from: Option<SessionId>,
+        /// The sender's `ref`, for that error.
+        reference: Option<Span>,
+    },
+    /// Add `session` to a room the receiving shard owns.
+    Join {
+        /// Room name.
+        room: Span,
+        /// The joining session.
+        session: SessionId,
+        /// The member's `meta` JSON.
+        meta: Option<Span>,
+        /// The request's `ref`.
+        reference: Option<Span>,
+    },
+    /// Remove `session` from a room the receiving shard owns.
+    Leave {
+        /// Room name.
+        room: Span,
+        /// The leaving session.
+        session: SessionId,
+        /// Whether to answer `left` (false when the session is gone).
+        reply: bool,
+        /// The request's `ref`.
+        reference: Option<Span>,
+    },
+    /// Fan a frame out to every member of a room the receiving shard owns, but `from`.
+    Broadcast {
+        /// Room name.
+        room: Span,
+        /// The sender.
+        from: SessionId,
+        /// The frame payload.
+        frame: Span,
+    },
+    /// The owner refused a join: drop the room from the session's list.
+    JoinRefused {
+        /// Room name.
+        room: Span,
+        /// The session that asked.
+        session: SessionId,
+    },
+}
+
+/// Cross-shard work for one destination shard, gathered over one loop turn.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The records, in order.
+    pub records: Vec<Record>,
+    data: Vec<u8>,
+}
+
+impl Batch {
+    fn push_bytes(&mut self, parts: &[&[u8]]) -> Span {
+        let start = self.data.len() as u32;
+        for p in parts {
+            self.data.extend_from_slice(p);
+        }
+        Span {
+            start,
+            len: self.data.len() as u32 - start,
+        }
+    }
+
+    /// The bytes of `span`.
+    #[must_use]
+    pub fn bytes(&self, span: Span) -> &[u8] {
+        &self.data[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    fn str(&self, span: Span) -> &str {
+        // Only valid UTF-8 (room names) is stored under spans read with this.
+        std::str::from_utf8(self.bytes(span)).unwrap_or("")
+    }
+
+    /// Whether the batch holds no records.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Bytes of payload the batch carries.
+    #[must_use]
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Appends all of `other`'s records (used when a ring is full and batches merge).
+    pub fn append(&mut self, other: Batch) {
+        let base = self.data.len() as u32;
+        self.data.extend_from_slice(&other.data);
+        let shift = |s: Span| Span {
+            start: s.start + base,
+            len: s.len,
+        };
+        for r in other.records {
+            self.records.push(match r {
+                Record::Deliver {
+                    target,
+                    frame,
+                    from,
+                    reference,
+                } => Record::Deliver {
+                    target,
+                    frame: shift(frame),
+                    from,
+                    reference: reference.map(shift),
+                },
+                Record::Join {
+                    room,
+                    session,
+                    meta,
+                    reference,
+                } => Record::Join {
+                    room: shift(room),
+                    session,
+                    meta: meta.map(shift),
+                    reference: reference.map(shift),
+                },
+                Record::Leave {
+                    room,
+                    session,
+                    reply,
+                    reference,
+                } => Record::Leave {
+                    room: shift(room),
+                    session,
+                    reply,
+                    reference: reference.map(shift),
+                },
+                Record::Broadcast { room, from, frame } => Record::Broadcast {
+                    room: shift(room),
+                    from,
+                    frame: shift(frame),
+                },
+                Record::JoinRefused { room, session } => Record::JoinRefused {
+                    room: shift(room),
+                    session,
+                },
+            });
+        }
+    }
+}
+
+/// Counters a shard exports; plain integers, read by the metrics thread from a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Sessions opened.
+    pub sessions_opened: u64,
+    /// Sessions closed.
+    pub sessions_closed: u64,
+    /// Client frames received, by kind (index of [`Kind::ALL`]).
+    pub frames_in: [u64; 10],
+    /// Frames relayed to a target (local or remote).
+    pub relayed: u64,
+    /// Error frames sent, by code (index of [`ErrorCode::ALL`]).
+    pub errors: [u64; 14],
+}
+
+struct Session {
+    generation: u32,
+    conn: ConnToken,
+    live: bool,
+    rooms: Vec<Box<str>>,
+}
+
+struct Member {
+    id: SessionId,
+    meta: Option<Box<[u8]>>,
+}
+
+struct Room {
+    members: Vec<Member>,
+}
+
+/// The per-shard router.
+pub struct Router {
+    cfg: Config,
+    sessions: Vec<Session>,
+    free_slots: Vec<u32>,
+    live_sessions: u32,
+    rooms: HashMap<Box<str>, Room, ahash::RandomState>,
+    room_hasher: ahash::RandomState,
+    outbound: Vec<Batch>,
+    parser: Parser,
+    scratch: Vec<u8>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("shard", &self.cfg.shard)
+            .field("sessions", &self.live_sessions)
+            .field("rooms", &self.rooms.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a frame goes after a relay attempt.
+enum Bounce<'a> {
+    /// Tell this sender if the target is gone.
+    To(SessionId, Option<&'a [u8]>),
+    /// Server-originated: nobody to tell.
+    Nobody,
+}
+
+impl Router {
+    /// A router with no sessions and no rooms.
+    #[must_use]
+    pub fn new(cfg: Config) -> Self {
+        assert!(cfg.shards >= 1 && cfg.shard < cfg.shards, "shard index out of range");
+        assert!(cfg.limits.sessions_max <= SLOTS_MAX, "sessions_max exceeds the id's slot field");
+        let room_hasher = ahash::RandomState::with_seeds(
+            cfg.room_hash_seeds[0],
+            cfg.room_hash_seeds[1],
+            cfg.room_hash_seeds[2],
+            cfg.room_hash_seeds[3],
+        );
+        let outbound = (0..cfg.shards).map(|_| Batch::default()).collect();
+        Router {
+            cfg,
+            sessions: Vec::new(),
+            free_slots: Vec::new(),
+            live_sessions: 0,
+            rooms: HashMap::default(),
+            room_hasher,
+            outbound,
+            parser: Parser::new(),
+            scratch: Vec::with_capacity(1024),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Sessions alive on this shard.
+    #[must_use]
+    pub fn session_count(&self) -> u32 {
+        self.live_sessions
+    }
+
+    /// Rooms this shard owns.
+    #[must_use]
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Members of a room this shard owns, if it exists.
+    #[must_use]
+    pub fn room_members(&self, room: &str) -> Option<Vec<SessionId>> {
+        self.rooms
+            .get(room)
+            .map(|r| r.members.iter().map(|m| m.id).collect())
+    }
+
+    /// The counters so far.
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The shard that owns `room`.
+    #[must_use]
+    pub fn room_owner(&self, room: &str) -> u8 {
+        (self.room_hasher.hash_one(room) % u64::from(self.cfg.shards)) as u8
+    }
+
+    /// The connection of a live local session, if `id` names one.
+    #[must_use]
+    pub fn lookup(&self, id: SessionId) -> Option<ConnToken> {
+        if id.node() != self.cfg.node || id.shard() != self.cfg.shard {
+            return None;
+        }
+        let s = self.sessions.get(id.slot() as usize)?;
+        (s.live && s.generation == id.generation()).then_some(s.conn)
+    }
+
+    /// The resume token of a session: derived from the node secret, so nothing is stored.
+    #[must_use]
+    pub fn resume_token(&self, id: SessionId) -> [u8; 22] {
+        use base64::Engine as _;
+        let mut sha = Sha1::new();
+        sha.update(self.cfg.secret);
+        sha.update(id.to_u64().to_be_bytes());
+        let digest = sha.finalize();
+        let mut out = [0u8; 22];
+        let _ = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(&digest[..16], &mut out);
+        out
+    }
+
+    /// Opens a session for connection `conn` and sends it `welcome`. `None` when the shard
+    /// is at `sessions_max` (the caller should have refused the upgrade before).
+    pub fn open(&mut self, conn: ConnToken, sink: &mut impl Sink) -> Option<SessionId> {
+        if self.live_sessions >= self.cfg.limits.sessions_max {
+            return None;
+        }
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                let s = &mut self.sessions[slot as usize];
+                s.conn = conn;
+                s.live = true;
+                debug_assert!(s.rooms.is_empty());
+                slot
+            }
+            None => {
+                let slot = self.sessions.len() as u32;
+                self.sessions.push(Session {
+                    generation: 0,
+                    conn,
+                    live: true,
+                    rooms: Vec::new(),
+                });
+                slot
+            }
+        };
+        self.live_sessions += 1;
+        self.counters.sessions_opened += 1;
+        let id = SessionId::new(
+            self.cfg.node,
+            self.cfg.shard,
+            slot,
+            self.sessions[slot as usize].generation,
+        );
+        let token = self.resume_token(id);
+        let buf = &mut self.scratch;
+        buf.clear();
+        buf.extend_from_slice(b"{\"type\":\"welcome\",\"id\":\"");
+        buf.extend_from_slice(&id.encode());
+        buf.extend_from_slice(b"\",\"resume\":\"");
+        buf.extend_from_slice(&token);
+        buf.extend_from_slice(b"\",\"iceServers\":");
+        buf.extend_from_slice(self.cfg.ice_servers_json.as_bytes());
+        buf.extend_from_slice(b",\"heartbeatMs\":");
+        buf.extend_from_slice(self.cfg.heartbeat_ms.to_string().as_bytes());
+        buf.push(b'}');
+        sink.send_text(conn, &[&self.scratch]);
+        Some(id)
+    }
+
+    /// Ends a session: its rooms get `peer-left`, its slot is freed for a later generation.
+    pub fn close(&mut self, id: SessionId, sink: &mut impl Sink) {
+        if self.lookup(id).is_none() {
+            return;
+        }
+        let slot = id.slot() as usize;
+        let rooms = std::mem::take(&mut self.sessions[slot].rooms);
+        for room in &rooms {
+            self.leave_at_owner(room, id, false, None, sink);
+        }
+        let s = &mut self.sessions[slot];
+        s.live = false;
+        s.generation = (s.generation + 1) % GENERATION_MOD;
+        // Keep the (now empty) list's allocation for the slot's next session.
+        s.rooms = rooms;
+        s.rooms.clear();
+        self.free_slots.push(slot as u32);
+        self.live_sessions -= 1;
+        self.counters.sessions_closed += 1;
+    }
+
+    /// Handles one text message from session `id`.
+    pub fn handle_text(&mut self, id: SessionId, text: &[u8], sink: &mut impl Sink) {
+        let Some(conn) = self.lookup(id) else {
+            return;
+        };
+        if text.len() > self.cfg.limits.message_bytes_max {
+            self.send_error(
+                conn,
+                ErrorCode::TooLarge,
+                "the message exceeds signal.message_bytes_max",
+                None,
+                sink,
+            );
+            return;
+        }
+        // The parser's buffers are borrowed by the frame; move it out for the call so the
+        // rest of the router stays usable.
+        let mut parser = std::mem::take(&mut self.parser);
+        match parser.parse(text) {
+            Ok(frame) => {
+                if let Some(i) = Kind::ALL.iter().position(|k| *k == frame.kind) {
+                    self.counters.frames_in[i] += 1;
+                }
+                self.dispatch(id, conn, text, &frame, sink);
+            }
+            Err(FrameError {
+                code,
+                message,
+                reference,
+            }) => self.send_error(conn, code, message, reference, sink),
+        }
+        self.parser = parser;
+    }
+
+    fn dispatch(
+        &mut self,
+        id: SessionId,
+        conn: ConnToken,
+        text: &[u8],
+        frame: &ClientFrame<'_>,
+        sink: &mut impl Sink,
+    ) {
+        let reference = frame.reference;
+        match frame.kind {
+            k if k.is_targeted() => {
+                let target = frame.target.unwrap_or_default();
+                if let Some(sdp) = frame.sdp {
+                    if sdp.len() > self.cfg.limits.sdp_bytes_max {
+                        self.send_error(
+                            conn,
+                            ErrorCode::TooLarge,
+                            "the sdp exceeds signal.sdp_bytes_max",
+                            reference,
+                            sink,
+                        );
+                        return;
+                    }
+                }
+                let Some(target_id) = SessionId::parse(target.as_bytes())
+                    .filter(|t| t.node() == self.cfg.node && t.shard() < self.cfg.shards)
+                else {
+                    self.send_unknown_target(conn, target.as_bytes(), reference, sink);
+                    return;
+                };
+                let from = id.encode();
+                let rest = &text[after_open_brace(text)..];
+                let prefix = from_prefix(&from);
+                self.counters.relayed += 1;
+                self.deliver(target_id, &[&prefix, rest], Bounce::To(id, reference), sink);
+            }
+            Kind::Join => self.join(id, conn, frame, sink),
+            Kind::Leave => {
+                let room = frame.room.unwrap_or_default();
+                let s = &mut self.sessions[id.slot() as usize];
+                let Some(pos) = s.rooms.iter().position(|r| &**r == room) else {
+                    self.send_error(
+                        conn,
+                        ErrorCode::NotInRoom,
+                        "the session is not a member of that room",
+                        reference,
+                        sink,
+                    );
+                    return;
+                };
+                s.rooms.swap_remove(pos);
+                self.leave_at_owner(room, id, true, reference, sink);
+            }
+            Kind::Broadcast => {
+                let room = frame.room.unwrap_or_default();
+                if !self.sessions[id.slot() as usize]
+                    .rooms
+                    .iter()
+                    .any(|r| &**r == room)
+                {
+                    self.send_error(
+                        conn,
+                        ErrorCode::NotInRoom,
+                        "broadcast needs membership of the room",
+                        reference,
+                        sink,
+                    );
+                    return;
+                }
+                let from = id.encode();
+                let prefix = from_prefix(&from);
+                let rest = &text[after_open_brace(text)..];
+                let owner = self.room_owner(room);
+                if owner == self.cfg.shard {
+                    self.fan_out(room, id, &[&prefix, rest], sink);
+                } else {
+                    let b = &mut self.outbound[owner as usize];
+                    let room = b.push_bytes(&[room.as_bytes()]);
+                    let frame = b.push_bytes(&[&prefix, rest]);
+                    b.records.push(Record::Broadcast {
+                        room,
+                        from: id,
+                        frame,
+                    });
+                }
+            }
+            Kind::Ping => {
+                let buf = &mut self.scratch;
+                buf.clear();
+                buf.extend_from_slice(b"{\"type\":\"pong\"");
+                push_ref(buf, reference);
+                buf.push(b'}');
+                sink.send_text(conn, &[&self.scratch]);
+            }
+            Kind::Resume => {
+                // Sessions end with their connection until resume lands (sessions issue):
+                // a valid token therefore always names an expired session.
+                let valid = frame
+                    .id
+                    .and_then(|t| SessionId::parse(t.as_bytes()))
+                    .is_some_and(|old| {
+                        Some(self.resume_token(old).as_slice())
+                            == frame.resume.map(str::as_bytes)
+                    });
+                if valid {
+                    self.send_error(
+                        conn,
+                        ErrorCode::SessionExpired,
+                        "that session has ended; join your rooms again with this session",
+                        reference,
+                        sink,
+                    );
+                } else {
+                    self.send_error(
+                        conn,
+                        ErrorCode::Unauthorized,
+                        "the resume token does not match the session id",
+                        reference,
+                        sink,
+                    );
+                }
+            }
+            _ => unreachable!("every kind is handled above"),
+        }
+    }
+
+    fn join(&mut self, id: SessionId, conn: ConnToken, frame: &ClientFrame<'_>, sink: &mut impl Sink) {
+        let reference = frame.reference;
+        let room = frame.room.unwrap_or_default();
+        let limits = &self.cfg.limits;
+        let refusal = if room.is_empty() || room.len() > limits.room_name_bytes_max {
+            Some((
+                ErrorCode::BadField,
+                "a room name needs 1 to signal.room_name_bytes_max bytes",
+            ))
+        } else if frame.meta.is_some_and(|m| m.len() > limits.meta_bytes_max) {
+            Some((ErrorCode::TooLarge, "meta exceeds signal.meta_bytes_max"))
+        } else {
+            let rooms = &self.sessions[id.slot() as usize].rooms;
+            if rooms.iter().any(|r| &**r == room) {
+                Some((ErrorCode::AlreadyInRoom, "the session is already in that room"))
+            } else if rooms.len() >= limits.rooms_per_session_max {
+                Some((
+                    ErrorCode::TooManyRooms,
+                    "the session is in signal.rooms_per_session_max rooms already",
+                ))
+            } else {
+                None
+            }
+        };
+        if let Some((code, message)) = refusal {
+            self.send_error(conn, code, message, reference, sink);
+            return;
+        }
+        // Record membership at home at once, so a second join or a broadcast right after
+        // sees it; the owner sends JoinRefused if it turns the join down.
+        self.sessions[id.slot() as usize].rooms.push(room.into());
+        let owner = self.room_owner(room);
+        if owner == self.cfg.shard {
+            self.join_at_owner(room, id, frame.meta, reference, sink);
+        } else {
+            let b = &mut self.outbound[owner as usize];
+            let room = b.push_bytes(&[room.as_bytes()]);
+            let meta = frame.meta.map(|m| b.push_bytes(&[m]));
+            let reference = reference.map(|r| b.push_bytes(&[r]));
+            b.records.push(Record::Join {
+                room,
+                session: id,
+                meta,
+                reference,
+            });
+        }
+    }
+
+    /// The owner's half of a join.
+    fn join_at_owner(
+        &mut self,
+        room: &str,
+        id: SessionId,
+        meta: Option<&[u8]>,
+        reference: Option<&[u8]>,
+        sink: &mut impl Sink,
+    ) {
+        let members_max = self.cfg.limits.members_per_room_max;
+        let r = self
+            .rooms
+            .entry(room.into())
+            .or_insert_with(|| Room { members: Vec::new() });
+        if r.members.len() >= members_max || r.members.iter().any(|m| m.id == id) {
+            let full = r.members.len() >= members_max;
+            if r.members.is_empty() {
+                self.rooms.remove(room);
+            }
+            let mut buf = std::mem::take(&mut self.scratch);
+            let (code, message) = if full {
+                (ErrorCode::RoomFull, "the room has signal.members_per_room_max members")
+            } else {
+                (ErrorCode::AlreadyInRoom, "the session is already in that room")
+            };
+            write_error(&mut buf, code, message, reference, &[]);
+            self.count_error(code);
+            self.deliver(id, &[&buf], Bounce::Nobody, sink);
+            self.scratch = buf;
+            if id.shard() == self.cfg.shard {
+                self.drop_room_from_session(id, room);
+            } else {
+                let b = &mut self.outbound[id.shard() as usize];
+                let room = b.push_bytes(&[room.as_bytes()]);
+                b.records.push(Record::JoinRefused { room, session: id });
+            }
+            return;
+        }
+        // Reply `joined` with the current members, then tell each of them.
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(b"{\"type\":\"joined\",\"room\":");
+        write_str(&mut buf, room);
+        buf.extend_from_slice(b",\"peers\":[");
+        for (i, m) in r.members.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            write_peer(&mut buf, m.id, m.meta.as_deref());
+        }
+        buf.push(b']');
+        push_ref(&mut buf, reference);
+        buf.push(b'}');
+        let members: Vec<SessionId> = r.members.iter().map(|m| m.id).collect();
+        r.members.push(Member {
+            id,
+            meta: meta.map(Into::into),
+        });
+        self.deliver(id, &[&buf], Bounce::Nobody, sink);
+        buf.clear();
+        buf.extend_from_slice(b"{\"type\":\"peer-joined\",\"room\":");
+        write_str(&mut buf, room);
+        buf.push(b',');
+        write_peer_fields(&mut buf, id, meta);
+        buf.push(b'}');
+        for m in members {
+            self.deliver(m, &[&buf], Bounce::Nobody, sink);
+        }
+        self.scratch = buf;
+    }
+
+    fn drop_room_from_session(&mut self, id: SessionId, room: &str) {
+        if self.lookup(id).is_some() {
+            let rooms = &mut self.sessions[id.slot() as usize].rooms;
+            if let Some(pos) = rooms.iter().position(|r| &**r == room) {
+                rooms.swap_remove(pos);
+            }
+        }
+    }
+
+    /// Sends the leave to the room's owner (possibly this shard).
+    fn leave_at_owner(
+        &mut self,
+        room: &str,
+        id: SessionId,
+        reply: bool,
+        reference: Option<&[u8]>,
+        sink: &mut impl Sink,
+    ) {
+        let owner = self.room_owner(room);
+        if owner == self.cfg.shard {
+            self.leave_owned(room, id, reply, reference, sink);
+        } else {
+            let b = &mut self.outbound[owner as usize];
+            let room = b.push_bytes(&[room.as_bytes()]);
+            let reference = reference.map(|r| b.push_bytes(&[r]));
+            b.records.push(Record::Leave {
+                room,
+                session: id,
+                reply,
+                reference,
+            });
+        }
+    }
+
+    /// The owner's half of a leave.
+    fn leave_owned(
+        &mut self,
+        room: &str,
+        id: SessionId,
+        reply: bool,
+        reference: Option<&[u8]>,
+        sink: &mut impl Sink,
+    ) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(pos) = r.members.iter().position(|m| m.id == id) else {
+            return;
+        };
+        // Keep join order for the remaining members' `joined` lists.
+        r.members.remove(pos);
+        let members: Vec<SessionId> = r.members.iter().map(|m| m.id).collect();
+        if r.members.is_empty() {
+            self.rooms.remove(room);
+        }
+        let mut buf = std::mem::take(&mut self.scratch);
+        if reply {
+            buf.clear();
+            buf.extend_from_slice(b"{\"type\":\"left\",\"room\":");
+            write_str(&mut buf, room);
+            push_ref(&mut buf, reference);
+            buf.push(b'}');
+            self.deliver(id, &[&buf], Bounce::Nobody, sink);
+        }
+        buf.clear();
+        buf.extend_from_slice(b"{\"type\":\"peer-left\",\"room\":");
+        write_str(&mut buf, room);
+        buf.extend_from_slice(b",\"id\":\"");
+        buf.extend_from_slice(&id.encode());
+        buf.extend_from_slice(b"\"}");
+        for m in members {
+            self.deliver(m, &[&buf], Bounce::Nobody, sink);
+        }
+        self.scratch = buf;
+    }
+
+    /// The owner's half of a broadcast.
+    fn fan_out(&mut self, room: &str, from: SessionId, parts: &[&[u8]], sink: &mut impl Sink) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        // The member list is copied so that delivery may touch `self` freely; rooms are
+        // bounded by members_per_room_max.
+        let members: Vec<SessionId> = r
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|m| *m != from)
+            .collect();
+        for m in members {
+            self.counters.relayed += 1;
+            self.deliver(m, parts, Bounce::Nobody, sink);
+        }
+    }
+
+    /// Delivers a frame to a session on this shard or batches it for its shard.
+    fn deliver(&mut self, target: SessionId, parts: &[&[u8]], bounce: Bounce<'_>, sink: &mut impl Sink) {
+        if target.shard() == self.cfg.shard {
+            match self.lookup(target) {
+                Some(conn) => sink.send_text(conn, parts),
+                None => {
+                    if let Bounce::To(from, reference) = bounce {
+                        self.bounce_unknown(from, target, reference, sink);
+                    }
+                }
+            }
+            return;
+        }
+        let b = &mut self.outbound[target.shard() as usize];
+        let frame = b.push_bytes(parts);
+        let (from, reference) = match bounce {
+            Bounce::To(from, reference) => (Some(from), reference.map(|r| b.push_bytes(&[r]))),
+            Bounce::Nobody => (None, None),
+        };
+        b.records.push(Record::Deliver {
+            target,
+            frame,
+            from,
+            reference,
+        });
+    }
+
+    /// Tells `from` (wherever it lives) that `target` is gone.
+    fn bounce_unknown(&mut self, from: SessionId, target: SessionId, reference: Option<&[u8]>, sink: &mut impl Sink) {
+        let mut buf = std::mem::take(&mut self.scratch);
+        write_unknown_target(&mut buf, &target.encode(), reference);
+        self.count_error(ErrorCode::UnknownTarget);
+        self.deliver(from, &[&buf], Bounce::Nobody, sink);
+        self.scratch = buf;
+    }
+
+    fn send_unknown_target(&mut self, conn: ConnToken, target: &[u8], reference: Option<&[u8]>, sink: &mut impl Sink) {
+        write_unknown_target(&mut self.scratch, target, reference);
+        self.count_error(ErrorCode::UnknownTarget);
+        sink.send_text(conn, &[&self.scratch]);
+    }
+
+    fn count_error(&mut self, code: ErrorCode) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
+            self.counters.errors[i] += 1;
+        }
+    }
+
+    fn send_error(
+        &mut self,
+        conn: ConnToken,
+        code: ErrorCode,
+        message: &str,
+        reference: Option<&[u8]>,
+        sink: &mut impl Sink,
+    ) {
+        write_error(&mut self.scratch, code, message, reference, &[]);
+        self.count_error(code);
+        sink.send_text(conn, &[&self.scratch]);
+    }
+
+    /// Handles a batch another shard sent.
+    pub fn handle_batch(&mut self, batch: &Batch, sink: &mut impl Sink) {
+        for rec in &batch.records {
+            match *rec {
+                Record::Deliver {
+                    target,
+                    frame,
+                    from,
+                    reference,
+                } => match self.lookup(target) {
+                    Some(conn) => sink.send_text(conn, &[batch.bytes(frame)]),
+                    None => {
+                        if let Some(from) = from {
+                            let reference = reference.map(|r| batch.bytes(r));
+                            self.bounce_unknown(from, target, reference, sink);
+                        }
+                    }
+                },
+                Record::Join {
+                    room,
+                    session,
+                    meta,
+                    reference,
+                } => self.join_at_owner(
+                    batch.str(room),
+                    session,
+                    meta.map(|m| batch.bytes(m)),
+                    reference.map(|r| batch.bytes(r)),
+                    sink,
+                ),
+                Record::Leave {
+                    room,
+                    session,
+                    reply,
+                    reference,
+                } => self.leave_owned(
+                    batch.str(room),
+                    session,
+                    reply,
+                    reference.map(|r| batch.bytes(r)),
+                    sink,
+                ),
+                Record::Broadcast { room, from, frame } => {
+                    self.fan_out(batch.str(room), from, &[batch.bytes(frame)], sink);
+                }
+                Record::JoinRefused { room, session } => {
+                    self.drop_room_from_session(session, batch.str(room));
+                }
+            }
+        }
+    }
+
+    /// Takes the batch gathered for shard `dest`, leaving an empty one.
+    pub fn take_batch(&mut self, dest: u8) -> Option<Batch> {
+        let b = &mut self.outbound[dest as usize];
+        if b.is_empty() {
+            return None;
+        }
+        Some(std::mem::take(b))
+    }
+
+    /// Whether any outbound batch holds records.
+    #[must_use]
+    pub fn has_outbound(&self) -> bool {
+        self.outbound.iter().any(|b| !b.is_empty())
+    }
+}
+
+/// `{"from":"<id>",` — what goes in front of the relayed bytes.
+fn from_prefix(from: &[u8; ID_TEXT_LEN]) -> [u8; ID_TEXT_LEN + 11] {
+    let mut p = [0u8; ID_TEXT_LEN + 11];
+    p[..9].copy_from_slice(b"{\"from\":\"");
+    p[9..9 + ID_TEXT_LEN].copy_from_slice(from);
+    p[9 + ID_TEXT_LEN..].copy_from_slice(b"\",");
+    p
+}
+
+fn push_ref(buf: &mut Vec<u8>, reference: Option<&[u8]>) {
+    if let Some(r) = reference {
+        buf.extend_from_slice(b",\"ref\":");
+        buf.extend_from_slice(r);
+    }
+}
+
+fn write_peer_fields(buf: &mut Vec<u8>, id: SessionId, meta: Option<&[u8]>) {
+    buf.extend_from_slice(b"\"id\":\"");
+    buf.extend_from_slice(&id.encode());
+    buf.push(b'"');
+    if let Some(meta) = meta {
+        buf.extend_from_slice(b",\"meta\":");
+        buf.extend_from_slice(meta);
+    }
+}
+
+fn write_peer(buf: &mut Vec<u8>, id: SessionId, meta: Option<&[u8]>) {
+    buf.push(b'{');
+    write_peer_fields(buf, id, meta);
+    buf.push(b'}');
+}
+
+/// Writes an `error` frame; `extra` is appended raw before the closing brace.
+fn write_error(buf: &mut Vec<u8>, code: ErrorCode, message: &str, reference: Option<&[u8]>, extra: &[u8]) {
+    buf.clear();
+    buf.extend_from_slice(b"{\"type\":\"error\",\"code\":\"");
+    buf.extend_from_slice(code.as_str().as_bytes());
+    buf.extend_from_slice(b"\",\"message\":");
+    write_str(buf, message);
+    push_ref(buf, reference);
+    buf.extend_from_slice(extra);
+    buf.push(b'}');
+}
+
+fn write_unknown_target(buf: &mut Vec<u8>, target: &[u8], reference: Option<&[u8]>) {
+    let mut extra = Vec::with_capacity(target.len() + 16);
+    extra.extend_from_slice(b",\"target\":");
+    write_str(&mut extra, &String::from_utf8_lossy(target));
+    write_error(
+        buf,
+        ErrorCode::UnknownTarget,
+        "no session has that id",
+        reference,
+        &extra,
+    );
+}
