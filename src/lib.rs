@@ -6,3 +6,5 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod proto;
+pub mod server;
+pub mod shard;

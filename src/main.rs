@@ -1,1 +1,168 @@
-fn main(){}
+//! The `switchboard` binary: `serve`, `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use switchboard::server::{self, Config, DriverChoice};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A thread-per-core WebRTC signaling appliance.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the appliance (on the embedded default configuration unless --config is given).
+    Serve {
+        /// Configuration file (TOML); see systemd/switchboard.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Signaling listener address, e.g. 127.0.0.1:8080 (overrides server.listen).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// Number of shards (threads); 0 = one per CPU (overrides server.shards).
+        #[arg(long)]
+        shards: Option<usize>,
+        /// I/O driver (overrides server.driver).
+        #[arg(long, value_enum)]
+        driver: Option<DriverChoice>,
+        /// Answer WebSocket echo at /v1/echo, for conformance testing only.
+        #[arg(long)]
+        echo_endpoint: bool,
+        /// Log format: "auto" (human on a terminal, JSON otherwise), "human" or "json".
+        #[arg(long, default_value = "auto")]
+        log_format: String,
+    },
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn init_logs(format: &str) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match format {
+        "json" => true,
+        "human" => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, String> {
+    let mut cfg = match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::embedded(),
+    };
+    cfg.apply_env(std::env::vars()).map_err(|e| e.to_string())?;
+    Ok(cfg)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match load(Some(&file)) {
+            Ok(cfg) => {
+                print!(
+                    "{}",
+                    toml::to_string_pretty(&cfg).expect("a loaded config serialises")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve {
+            config,
+            listen,
+            shards,
+            driver,
+            echo_endpoint,
+            log_format,
+        } => {
+            init_logs(&log_format);
+            let mut cfg = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+            }
+            if let Some(s) = shards {
+                cfg.server.shards = s;
+            }
+            if let Some(d) = driver {
+                cfg.server.driver = d;
+            }
+            cfg.server.echo_endpoint |= echo_endpoint;
+            serve(&cfg)
+        }
+    }
+}
+
+fn serve(cfg: &Config) -> ExitCode {
+    let running = match server::start(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "start failed");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %running.local_addr, driver = running.driver.as_str(), version = env!("CARGO_PKG_VERSION"), "switchboard started");
+    let shared = running.shared.clone();
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!(signal = sig, "stop requested; draining");
+                shared.request_stop();
+            }
+        })
+        .expect("spawn signal thread");
+    let result = running.join();
+    handle.close();
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

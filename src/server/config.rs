@@ -1,0 +1,440 @@
+//! The configuration file (TOML): every listener and limit in one place.
+//!
+//! `serve` with no file runs on [`DEFAULT_TOML`], embedded in the binary. Unknown keys and
+//! bad values are errors that name the file, line and column.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The embedded default configuration (also shipped as `systemd/switchboard.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../../systemd/switchboard.toml");
+
+/// Which I/O driver the shards use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverChoice {
+    /// io_uring where it starts, else epoll.
+    #[default]
+    Auto,
+    /// io_uring or fail.
+    Uring,
+    /// epoll.
+    Epoll,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners, shards and connection handling.
+    pub server: Server,
+    /// WebSocket framing limits.
+    pub websocket: WebSocket,
+    /// Signaling protocol limits.
+    pub signal: Signal,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Address of the WebSocket listener (`/v1/signal`, `/healthz`).
+    pub listen: SocketAddr,
+    /// Shards (threads, one per core); 0 means one per online CPU.
+    pub shards: usize,
+    /// I/O driver.
+    pub driver: DriverChoice,
+    /// Pin each shard thread to its own CPU.
+    pub pin_threads: bool,
+    /// Answer `/v1/echo` (Autobahn conformance only; off in production).
+    pub echo_endpoint: bool,
+    /// `Server:` header.
+    pub server_name: String,
+    /// Time a connection has to complete its HTTP upgrade.
+    pub handshake_timeout_ms: u64,
+    /// Time a peer has to answer our close frame.
+    pub close_timeout_ms: u64,
+    /// Time a stop waits for connections to close before exiting.
+    pub drain_timeout_ms: u64,
+    /// Bytes a connection's send queue may hold before its reader counts as too slow.
+    pub outbound_queue_bytes_max: usize,
+    /// Largest HTTP request head.
+    pub http_head_bytes_max: usize,
+    /// Bytes read per receive call.
+    pub recv_buffer_bytes: usize,
+    /// io_uring provided receive buffers per shard.
+    pub uring_buffers: u16,
+    /// io_uring submission queue entries.
+    pub uring_entries: u32,
+    /// Batches one cross-shard ring holds.
+    pub ring_batches_max: usize,
+    /// Bytes of cross-shard work that may wait for a full ring before records are dropped.
+    pub ring_pending_bytes_max: usize,
+    /// Listen backlog.
+    pub listen_backlog: i32,
+}
+
+/// `[websocket]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocket {
+    /// Largest frame on `/v1/signal` (larger: close 1009).
+    pub frame_bytes_max: usize,
+    /// Largest reassembled message on `/v1/signal` (larger: close 1009).
+    pub message_bytes_max: usize,
+    /// Largest frame and message on `/v1/echo`.
+    pub echo_message_bytes_max: usize,
+}
+
+/// `[signal]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signal {
+    /// This node's id (0–1023), carried in every session id.
+    pub node_id: u16,
+    /// Largest signaling message (larger: `too-large` error, the connection stays).
+    pub message_bytes_max: usize,
+    /// Largest `sdp` field.
+    pub sdp_bytes_max: usize,
+    /// Longest room name.
+    pub room_name_bytes_max: usize,
+    /// Largest `meta` value.
+    pub meta_bytes_max: usize,
+    /// Rooms one session may be in.
+    pub rooms_per_session_max: usize,
+    /// Members one room may hold.
+    pub members_per_room_max: usize,
+    /// Sessions one shard may hold (new upgrades get HTTP 503 past it).
+    pub sessions_per_shard_max: u32,
+    /// Heartbeat interval advertised in `welcome`.
+    pub heartbeat_ms: u64,
+    /// STUN/TURN servers advertised in `welcome`.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// One `iceServers` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:` or `turn:` URLs.
+    pub urls: Vec<String>,
+    /// Static TURN username, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Static TURN credential, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A configuration that failed to load, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown key or wrong type.
+    #[error("{path}:{line}:{column}: {message}\n  hint: see systemd/switchboard.toml for every key, its type and default")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// A value that parses but is not allowed.
+    #[error("{path}: {key} = {value}: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// An environment override that does not parse.
+    #[error("environment {name}={value}: {reason}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// The embedded default.
+    #[must_use]
+    pub fn embedded() -> Config {
+        Config::parse(DEFAULT_TOML, "<embedded>").expect("the embedded config is valid")
+    }
+
+    /// Parses TOML text; `path` names it in errors.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] with line and column, or [`ConfigError::Invalid`].
+    pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a file.
+    ///
+    /// # Errors
+    /// As [`Config::parse`], or [`ConfigError::Read`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Config::parse(&text, &shown)
+    }
+
+    /// Applies `SWITCHBOARD_<SECTION>_<KEY>` overrides from `vars` (e.g.
+    /// `SWITCHBOARD_SERVER_LISTEN=0.0.0.0:8080`) for scalar keys.
+    ///
+    /// # Errors
+    /// [`ConfigError::Env`] for an unknown key or a value that does not parse.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let mut table = toml::Table::try_from(&*self).map_err(|e| ConfigError::Env {
+            name: String::new(),
+            value: String::new(),
+            reason: e.to_string(),
+        })?;
+        let mut changed = false;
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("SWITCHBOARD_") else {
+                continue;
+            };
+            let lower = rest.to_ascii_lowercase();
+            let Some((section, key)) = lower.split_once('_') else {
+                continue;
+            };
+            let env_err = |reason: String| ConfigError::Env {
+                name: name.clone(),
+                value: value.clone(),
+                reason,
+            };
+            let Some(toml::Value::Table(sec)) = table.get_mut(section) else {
+                return Err(env_err(format!("no section [{section}]")));
+            };
+            let Some(old) = sec.get(key) else {
+                return Err(env_err(format!("no key {key} in [{section}]")));
+            };
+            let new = match old {
+                toml::Value::String(_) => toml::Value::String(value.clone()),
+                toml::Value::Integer(_) => toml::Value::Integer(
+                    value
+                        .parse()
+                        .map_err(|_| env_err("expected an integer".into()))?,
+                ),
+                toml::Value::Boolean(_) => toml::Value::Boolean(
+                    value
+                        .parse()
+                        .map_err(|_| env_err("expected true or false".into()))?,
+                ),
+                _ => return Err(env_err("only scalar keys can be set from the environment".into())),
+            };
+            sec.insert(key.to_owned(), new);
+            changed = true;
+        }
+        if changed {
+            let text = toml::to_string(&table).map_err(|e| ConfigError::Env {
+                name: "SWITCHBOARD_*".into(),
+                value: String::new(),
+                reason: e.to_string(),
+            })?;
+            *self = Config::parse(&text, "<environment>")?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let invalid = |key, value: String, reason| {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                value,
+                reason,
+            })
+        };
+        let s = &self.server;
+        if s.shards > 256 {
+            return invalid("server.shards", s.shards.to_string(), "at most 256 shards");
+        }
+        if s.recv_buffer_bytes < 4096 || s.recv_buffer_bytes > 1 << 20 {
+            return invalid(
+                "server.recv_buffer_bytes",
+                s.recv_buffer_bytes.to_string(),
+                "must be between 4096 and 1048576",
+            );
+        }
+        if !s.uring_buffers.is_power_of_two() {
+            return invalid(
+                "server.uring_buffers",
+                s.uring_buffers.to_string(),
+                "must be a power of two",
+            );
+        }
+        if s.ring_batches_max == 0 {
+            return invalid("server.ring_batches_max", "0".into(), "must be at least 1");
+        }
+        if s.http_head_bytes_max < 256 {
+            return invalid(
+                "server.http_head_bytes_max",
+                s.http_head_bytes_max.to_string(),
+                "must be at least 256",
+            );
+        }
+        let w = &self.websocket;
+        if w.frame_bytes_max > w.message_bytes_max {
+            return invalid(
+                "websocket.frame_bytes_max",
+                w.frame_bytes_max.to_string(),
+                "must not exceed websocket.message_bytes_max",
+            );
+        }
+        let g = &self.signal;
+        if u32::from(g.node_id) >= crate::proto::signal::id::NODES_MAX {
+            return invalid("signal.node_id", g.node_id.to_string(), "must be below 1024");
+        }
+        if g.message_bytes_max > w.message_bytes_max {
+            return invalid(
+                "signal.message_bytes_max",
+                g.message_bytes_max.to_string(),
+                "must not exceed websocket.message_bytes_max",
+            );
+        }
+        if g.sessions_per_shard_max == 0
+            || g.sessions_per_shard_max > crate::proto::signal::id::SLOTS_MAX
+        {
+            return invalid(
+                "signal.sessions_per_shard_max",
+                g.sessions_per_shard_max.to_string(),
+                "must be between 1 and 16777216",
+            );
+        }
+        if g.rooms_per_session_max == 0 || g.members_per_room_max == 0 {
+            return invalid(
+                "signal.rooms_per_session_max",
+                g.rooms_per_session_max.to_string(),
+                "room limits must be at least 1",
+            );
+        }
+        Ok(())
+    }
+
+    /// The `iceServers` JSON array for `welcome`.
+    #[must_use]
+    pub fn ice_servers_json(&self) -> String {
+        use crate::proto::signal::json::write_str;
+        let mut out = Vec::new();
+        out.push(b'[');
+        for (i, s) in self.signal.ice_servers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"urls\":[");
+            for (j, u) in s.urls.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                write_str(&mut out, u);
+            }
+            out.push(b']');
+            if let Some(u) = &s.username {
+                out.extend_from_slice(b",\"username\":");
+                write_str(&mut out, u);
+            }
+            if let Some(c) = &s.credential {
+                out.extend_from_slice(b",\"credential\":");
+                write_str(&mut out, c);
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+        String::from_utf8(out).expect("JSON written from strings is UTF-8")
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |p| before.len() - p - 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_listens_on_loopback() {
+        let cfg = Config::embedded();
+        assert!(cfg.server.listen.ip().is_loopback());
+        assert!(!cfg.server.echo_endpoint);
+        assert_eq!(cfg.ice_servers_json(), "[]");
+    }
+
+    #[test]
+    fn unknown_keys_name_line_and_column() {
+        let text = DEFAULT_TOML.replace("[signal]", "[signal]\nbogus_key = 1");
+        let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
+        let line = text.lines().position(|l| l.starts_with("bogus_key")).unwrap() + 1;
+        assert!(err.starts_with(&format!("x.toml:{line}:1: unknown field `bogus_key`")), "{err}");
+        assert!(err.contains("hint:"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let text = DEFAULT_TOML.replace("uring_buffers = 1024", "uring_buffers = 1000");
+        let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
+        assert_eq!(err, "x.toml: server.uring_buffers = 1000: must be a power of two");
+    }
+
+    #[test]
+    fn environment_overrides_scalars() {
+        let mut cfg = Config::embedded();
+        cfg.apply_env([
+            ("SWITCHBOARD_SERVER_LISTEN".to_string(), "127.0.0.2:9999".to_string()),
+            ("SWITCHBOARD_SIGNAL_ROOMS_PER_SESSION_MAX".to_string(), "3".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(cfg.server.listen, "127.0.0.2:9999".parse().unwrap());
+        assert_eq!(cfg.signal.rooms_per_session_max, 3);
+        let err = cfg
+            .apply_env([("SWITCHBOARD_SERVER_NOPE".to_string(), "1".to_string())])
+            .unwrap_err();
+        assert!(err.to_string().contains("no key nope in [server]"), "{err}");
+    }
+}

@@ -1,0 +1,220 @@
+//! Start-up: listeners, shards and their threads, and the stop signal.
+
+pub mod config;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::proto::{http, signal, ws};
+use crate::shard::{self, ring, sys, Core, DriverKind, Settings, Shared, ShardStats};
+pub use config::{Config, ConfigError, DriverChoice};
+
+/// A running server: its address, shared state and shard threads.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound signaling address (the port is resolved when the config gave 0).
+    pub local_addr: SocketAddr,
+    /// The driver the shards run.
+    pub driver: DriverKind,
+    /// Shared state (stop flag, wakers, stats).
+    pub shared: Arc<Shared>,
+    threads: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    /// Asks every shard to drain and stop.
+    pub fn stop(&self) {
+        self.shared.request_stop();
+    }
+
+    /// Waits for every shard to finish.
+    ///
+    /// # Errors
+    /// The first error a shard returned.
+    pub fn join(self) -> std::io::Result<()> {
+        let mut first = Ok(());
+        for t in self.threads {
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("shard thread panicked")));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+/// Binds one `SO_REUSEPORT` listener.
+fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Number of shards the config asks for.
+#[must_use]
+pub fn shard_count(cfg: &Config) -> usize {
+    if cfg.server.shards == 0 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    } else {
+        cfg.server.shards
+    }
+}
+
+/// Picks the driver: io_uring when asked for or when `auto` and it starts here.
+///
+/// # Errors
+/// `uring` was required but cannot start.
+pub fn choose_driver(cfg: &Config) -> std::io::Result<(DriverKind, Option<String>)> {
+    match cfg.server.driver {
+        DriverChoice::Epoll => Ok((DriverKind::Epoll, Some("configured".into()))),
+        DriverChoice::Uring => match shard::uring::probe(cfg.server.uring_entries) {
+            Ok(()) => Ok((DriverKind::Uring, None)),
+            Err(e) => Err(std::io::Error::other(format!(
+                "io_uring was required (--driver uring) but cannot start: {e}"
+            ))),
+        },
+        DriverChoice::Auto => match shard::uring::probe(cfg.server.uring_entries) {
+            Ok(()) => Ok((DriverKind::Uring, None)),
+            Err(e) => Ok((DriverKind::Epoll, Some(e))),
+        },
+    }
+}
+
+/// Starts the shards and returns at once.
+///
+/// # Errors
+/// Binding a listener, creating the mesh, or a required driver failed.
+pub fn start(cfg: &Config) -> std::io::Result<Running> {
+    let shards = shard_count(cfg);
+    let (driver, why) = choose_driver(cfg)?;
+    match (&driver, why) {
+        (DriverKind::Uring, _) => tracing::info!(driver = "uring", shards, "driver selected"),
+        (DriverKind::Epoll, Some(why)) => {
+            tracing::warn!(driver = "epoll", shards, reason = %why, "io_uring unavailable or not chosen; running on epoll");
+        }
+        (DriverKind::Epoll, None) => tracing::info!(driver = "epoll", shards, "driver selected"),
+    }
+    // Bind shard 0 first so a configured port 0 resolves to one port all shards share.
+    let first = bind_listener(cfg.server.listen, cfg.server.listen_backlog)?;
+    let local_addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..shards {
+        listeners.push(bind_listener(local_addr, cfg.server.listen_backlog)?);
+    }
+    tracing::info!(addr = %local_addr, "signaling listener bound");
+    let (wakers, links) = ring::mesh(
+        shards,
+        cfg.server.ring_batches_max,
+        cfg.server.ring_pending_bytes_max,
+    )?;
+    let stats: Vec<Arc<ShardStats>> = (0..shards).map(|_| Arc::default()).collect();
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        wakers,
+        stats: stats.clone(),
+    });
+    let mut secret = [0u8; 32];
+    sys::random_bytes(&mut secret)?;
+    let mut seed_bytes = [0u8; 32];
+    sys::random_bytes(&mut seed_bytes)?;
+    let seeds: [u64; 4] = std::array::from_fn(|i| {
+        u64::from_le_bytes(seed_bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+    });
+    let settings = settings_of(cfg);
+    let ice = cfg.ice_servers_json();
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut threads = Vec::new();
+    for ((shard, listener), links) in listeners.into_iter().enumerate().zip(links) {
+        let router_cfg = signal::Config {
+            node: cfg.signal.node_id,
+            shard: shard as u8,
+            shards: shards as u8,
+            limits: signal::Limits {
+                message_bytes_max: cfg.signal.message_bytes_max,
+                sdp_bytes_max: cfg.signal.sdp_bytes_max,
+                room_name_bytes_max: cfg.signal.room_name_bytes_max,
+                meta_bytes_max: cfg.signal.meta_bytes_max,
+                rooms_per_session_max: cfg.signal.rooms_per_session_max,
+                members_per_room_max: cfg.signal.members_per_room_max,
+                sessions_max: cfg.signal.sessions_per_shard_max,
+            },
+            ice_servers_json: ice.clone(),
+            heartbeat_ms: cfg.signal.heartbeat_ms,
+            secret,
+            room_hash_seeds: seeds,
+        };
+        let settings = settings.clone();
+        let shared2 = shared.clone();
+        let stats = stats[shard].clone();
+        let pin = cfg.server.pin_threads;
+        let drain_ms = cfg.server.drain_timeout_ms;
+        let uring_cfg = shard::uring::UringConfig {
+            entries: cfg.server.uring_entries,
+            buffers: cfg.server.uring_buffers,
+        };
+        let t = std::thread::Builder::new()
+            .name(format!("shard-{shard}"))
+            .spawn(move || {
+                if pin {
+                    if let Err(e) = sys::pin_to_cpu(shard % cpus) {
+                        tracing::warn!(shard, error = %e, "could not pin shard thread");
+                    }
+                }
+                let mut core = Core::new(shard, settings, router_cfg, links, stats);
+                let r = match driver {
+                    DriverKind::Epoll => shard::epoll::run(&mut core, listener, &shared2, drain_ms),
+                    DriverKind::Uring => {
+                        shard::uring::run(&mut core, listener, &shared2, drain_ms, uring_cfg)
+                    }
+                };
+                if let Err(e) = &r {
+                    tracing::error!(shard, error = %e, "shard stopped with an error");
+                    shared2.request_stop();
+                }
+                r
+            })?;
+        threads.push(t);
+    }
+    Ok(Running {
+        local_addr,
+        driver,
+        shared,
+        threads,
+    })
+}
+
+fn settings_of(cfg: &Config) -> Settings {
+    Settings {
+        server_name: cfg.server.server_name.clone(),
+        echo_endpoint: cfg.server.echo_endpoint,
+        http: http::Limits {
+            head_bytes_max: cfg.server.http_head_bytes_max,
+        },
+        ws_signal: ws::Limits {
+            frame_bytes_max: cfg.websocket.frame_bytes_max,
+            message_bytes_max: cfg.websocket.message_bytes_max,
+        },
+        ws_echo: ws::Limits {
+            frame_bytes_max: cfg.websocket.echo_message_bytes_max,
+            message_bytes_max: cfg.websocket.echo_message_bytes_max,
+        },
+        handshake_timeout_ms: cfg.server.handshake_timeout_ms,
+        close_timeout_ms: cfg.server.close_timeout_ms,
+        outbound_queue_bytes_max: cfg.server.outbound_queue_bytes_max,
+        recv_buffer_bytes: cfg.server.recv_buffer_bytes,
+        connections_max: cfg.signal.sessions_per_shard_max,
+    }
+}

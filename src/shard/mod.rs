@@ -1,0 +1,832 @@
+//! The per-core shard: connections, buffers, timers and the drivers that move bytes.
+//!
+//! This is the only module with `unsafe` (system calls and io_uring submissions), and
+//! every block says why it is sound.
+//!
+//! A shard owns its listener (`SO_REUSEPORT`), its connections, its signaling
+//! [`Router`], and its ends of the cross-shard mesh. One loop turn of either driver:
+//!
+//! 1. Wait for readiness (epoll) or completions (io_uring), bounded by the next deadline.
+//! 2. Accept new connections; feed received bytes to [`Core::on_data`], which runs the HTTP
+//!    and WebSocket cores and the router. Frames for local sessions are appended straight
+//!    to their send queues; frames for other shards go into one batch per shard.
+//! 3. Drain the inbound rings into the router.
+//! 4. Push this turn's batches onto the rings, waking parked shards once each.
+//! 5. Flush every connection with queued bytes: one send per connection per turn.
+//! 6. Expire deadlines (handshake and close timeouts).
+
+pub mod epoll;
+pub mod ring;
+pub mod sys;
+pub mod uring;
+
+use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::proto::http;
+use crate::proto::signal::{self, ConnToken, Router, SessionId, Sink};
+use crate::proto::ws::{self, close, Decoded, Decoder, Message, OpCode};
+
+/// Which driver a shard runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    /// io_uring.
+    Uring,
+    /// epoll (through mio).
+    Epoll,
+}
+
+impl DriverKind {
+    /// The name used in logs, metrics and the CLI.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::Uring => "uring",
+            DriverKind::Epoll => "epoll",
+        }
+    }
+}
+
+/// Everything a shard needs from the configuration; fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `Server:` header value.
+    pub server_name: String,
+    /// Whether `/v1/echo` answers (Autobahn conformance only).
+    pub echo_endpoint: bool,
+    /// Request-head limits.
+    pub http: http::Limits,
+    /// WebSocket limits on `/v1/signal`.
+    pub ws_signal: ws::Limits,
+    /// WebSocket limits on `/v1/echo`.
+    pub ws_echo: ws::Limits,
+    /// Time a connection has to complete its upgrade.
+    pub handshake_timeout_ms: u64,
+    /// Time the peer has to answer our close frame before the socket is dropped.
+    pub close_timeout_ms: u64,
+    /// Bytes a connection's send queue may hold; past it the reader is too slow and is
+    /// closed with 1008.
+    pub outbound_queue_bytes_max: usize,
+    /// Bytes read per receive call (and the size of each provided buffer with io_uring).
+    pub recv_buffer_bytes: usize,
+    /// Connections this shard may hold (upgrades past it get 503).
+    pub connections_max: u32,
+}
+
+/// Counters one shard publishes for the metrics thread; written only by the shard.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections currently open.
+    pub open_connections: AtomicU64,
+    /// Live signaling sessions.
+    pub sessions: AtomicU64,
+    /// Rooms owned by the shard.
+    pub rooms: AtomicU64,
+    /// Text frames received.
+    pub frames_in: AtomicU64,
+    /// Frames queued for sending.
+    pub frames_out: AtomicU64,
+    /// Bytes received.
+    pub bytes_in: AtomicU64,
+    /// Bytes sent.
+    pub bytes_out: AtomicU64,
+    /// Messages relayed to a target.
+    pub relayed: AtomicU64,
+    /// Close frames sent for framing errors.
+    pub protocol_closes: AtomicU64,
+    /// Connections closed because their reader was too slow.
+    pub slow_reader_closes: AtomicU64,
+    /// HTTP error answers sent.
+    pub http_errors: AtomicU64,
+    /// Loop turns.
+    pub loop_turns: AtomicU64,
+}
+
+/// State shared by all shards and the control thread.
+#[derive(Debug)]
+pub struct Shared {
+    /// Set once to stop every shard.
+    pub stop: AtomicBool,
+    /// Per-shard wakers.
+    pub wakers: Arc<[ring::Waker]>,
+    /// Per-shard stats.
+    pub stats: Vec<Arc<ShardStats>>,
+}
+
+impl Shared {
+    /// Asks every shard to stop and wakes them.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for w in self.wakers.iter() {
+            w.wake_now();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Http,
+    Signal(SessionId),
+    Echo,
+    /// A close frame was sent; waiting for the peer's close or the timeout.
+    Closing,
+    /// Flush what is queued, then close the socket.
+    Draining,
+}
+
+/// One accepted connection's receive side and state.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    generation: u32,
+    phase: Phase,
+    inbuf: Vec<u8>,
+    decoder: Option<Decoder>,
+    deadline_ms: u64,
+}
+
+/// One connection's send queue.
+#[derive(Debug, Default)]
+pub(crate) struct Out {
+    pub(crate) buf: Vec<u8>,
+    queued: bool,
+    generation: u32,
+    /// The queue passed its cap: no more frames are accepted.
+    overflow: bool,
+}
+
+/// Appends router frames to send queues.
+struct OutSink<'a> {
+    outs: &'a mut [Out],
+    dirty: &'a mut Vec<ConnToken>,
+    cap: usize,
+    frames: u64,
+}
+
+impl OutSink<'_> {
+    fn queue(&mut self, conn: ConnToken, opcode: OpCode, parts: &[&[u8]]) {
+        let out = &mut self.outs[conn as usize];
+        if out.overflow {
+            return;
+        }
+        // The cap bounds the backlog, not one frame: a queue still under it takes the next
+        // frame whole (each is bounded by the message limits), so a connection holds at
+        // most the cap plus one message.
+        if out.buf.len() >= self.cap {
+            out.overflow = true;
+        } else {
+            ws::write_frame(&mut out.buf, opcode, parts);
+            self.frames += 1;
+        }
+        if !out.queued {
+            out.queued = true;
+            self.dirty.push(conn);
+        }
+    }
+}
+
+impl Sink for OutSink<'_> {
+    fn send_text(&mut self, conn: ConnToken, parts: &[&[u8]]) {
+        self.queue(conn, OpCode::Text, parts);
+    }
+}
+
+/// Why a connection's socket is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    PeerClosed,
+    Done,
+    Timeout,
+    IoError,
+    Shutdown,
+}
+
+/// The driver-independent part of a shard.
+pub struct Core {
+    shard: usize,
+    shards: usize,
+    settings: Settings,
+    conns: Vec<Option<Conn>>,
+    outs: Vec<Out>,
+    free: Vec<u32>,
+    /// Connections with bytes queued this turn.
+    dirty: Vec<ConnToken>,
+    /// Connections to close once the driver gets to them.
+    closing: Vec<(ConnToken, CloseReason)>,
+    timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    router: Router,
+    links: ring::Links,
+    ring_cursor: usize,
+    stats: Arc<ShardStats>,
+    open: u32,
+    /// Scratch for reads when a connection has no partial frame buffered.
+    pub(crate) scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("shard", &self.shard)
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A shard core with no connections.
+    #[must_use]
+    pub fn new(
+        shard: usize,
+        settings: Settings,
+        router_cfg: signal::Config,
+        links: ring::Links,
+        stats: Arc<ShardStats>,
+    ) -> Self {
+        let scratch = vec![0u8; settings.recv_buffer_bytes];
+        let shards = usize::from(router_cfg.shards);
+        Core {
+            shard,
+            shards,
+            settings,
+            conns: Vec::new(),
+            outs: Vec::new(),
+            free: Vec::new(),
+            dirty: Vec::new(),
+            closing: Vec::new(),
+            timers: BinaryHeap::new(),
+            router: Router::new(router_cfg),
+            links,
+            ring_cursor: 0,
+            stats,
+            open: 0,
+            scratch,
+        }
+    }
+
+    /// The waker other shards use to wake this one.
+    #[must_use]
+    pub fn waker(&self) -> &ring::Waker {
+        self.links.own_waker()
+    }
+
+    /// Registers an accepted stream; returns its token and generation.
+    pub(crate) fn accept(&mut self, stream: TcpStream, now_ms: u64) -> (ConnToken, u32) {
+        let _ = stream.set_nodelay(true);
+        let token = match self.free.pop() {
+            Some(t) => t,
+            None => {
+                self.conns.push(None);
+                self.outs.push(Out::default());
+                (self.conns.len() - 1) as u32
+            }
+        };
+        let generation = self.next_generation(token);
+        let deadline_ms = now_ms + self.settings.handshake_timeout_ms;
+        self.conns[token as usize] = Some(Conn {
+            stream,
+            generation,
+            phase: Phase::Http,
+            inbuf: Vec::new(),
+            decoder: None,
+            deadline_ms,
+        });
+        self.timers.push(Reverse((deadline_ms, token, generation)));
+        self.open += 1;
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        (token, generation)
+    }
+
+    fn next_generation(&mut self, token: ConnToken) -> u32 {
+        // The generation lives in the Out slot, which persists across reuse of the token,
+        // so completions for an earlier connection in the slot are recognised as stale.
+        let out = &mut self.outs[token as usize];
+        debug_assert!(out.buf.is_empty());
+        out.overflow = false;
+        out.queued = false;
+        out.generation = out.generation.wrapping_add(1);
+        out.generation
+    }
+
+    /// The stream of a live connection.
+    pub(crate) fn stream(&self, token: ConnToken) -> Option<&TcpStream> {
+        self.conns.get(token as usize)?.as_ref().map(|c| &c.stream)
+    }
+
+    /// Whether `token` is live with this generation.
+    pub(crate) fn is_live(&self, token: ConnToken, generation: u32) -> bool {
+        matches!(self.conns.get(token as usize), Some(Some(c)) if c.generation == generation)
+    }
+
+    /// Whether a connection holds a partial frame or head (so reads should go straight
+    /// into its own buffer).
+    pub(crate) fn has_partial(&self, token: ConnToken) -> bool {
+        matches!(self.conns.get(token as usize), Some(Some(c)) if !c.inbuf.is_empty())
+    }
+
+    /// Takes a connection's partial buffer so a driver can read into it; it must be
+    /// handed back through [`Core::on_data_owned`].
+    pub(crate) fn take_inbuf(&mut self, token: ConnToken) -> Vec<u8> {
+        match self.conns.get_mut(token as usize) {
+            Some(Some(c)) => std::mem::take(&mut c.inbuf),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Handles bytes received on a connection with no partial buffer: they are processed
+    /// in place, and only an incomplete tail is copied into the connection.
+    pub(crate) fn on_data(&mut self, token: ConnToken, data: &mut [u8], now_ms: u64) {
+        self.stats
+            .bytes_in
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let used = self.process(token, data, now_ms);
+        if used < data.len() {
+            if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+                if c.phase != Phase::Draining {
+                    c.inbuf.extend_from_slice(&data[used..]);
+                }
+            }
+        }
+    }
+
+    /// Handles a connection's own buffer after new bytes were appended to it at
+    /// `new_from`.
+    pub(crate) fn on_data_owned(&mut self, token: ConnToken, mut buf: Vec<u8>, new_from: usize, now_ms: u64) {
+        self.stats
+            .bytes_in
+            .fetch_add((buf.len() - new_from) as u64, Ordering::Relaxed);
+        let used = self.process(token, &mut buf, now_ms);
+        buf.drain(..used);
+        if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+            if buf.is_empty() && buf.capacity() > 64 * 1024 {
+                buf = Vec::new();
+            }
+            if c.phase != Phase::Draining {
+                c.inbuf = buf;
+            }
+        }
+    }
+
+    /// How many bytes a read for this connection should at least make room for.
+    pub(crate) fn read_hint(&self, token: ConnToken) -> usize {
+        self.settings.recv_buffer_bytes.max(match self.conns.get(token as usize) {
+            Some(Some(c)) => c.inbuf.len() / 2,
+            _ => 0,
+        })
+    }
+
+    /// Runs the protocol cores over `data`; returns the bytes consumed.
+    fn process(&mut self, token: ConnToken, data: &mut [u8], now_ms: u64) -> usize {
+        let mut pos = 0;
+        loop {
+            let Some(Some(conn)) = self.conns.get_mut(token as usize) else {
+                return data.len();
+            };
+            match conn.phase {
+                Phase::Http => match self.handle_head(token, &data[pos..], now_ms) {
+                    Some(n) => pos += n,
+                    None => return pos,
+                },
+                Phase::Signal(_) | Phase::Echo | Phase::Closing => {
+                    if pos == data.len() {
+                        return pos;
+                    }
+                    match self.handle_frame(token, &mut data[pos..]) {
+                        Some(n) => pos += n,
+                        None => return pos,
+                    }
+                }
+                Phase::Draining => return data.len(),
+            }
+        }
+    }
+
+    /// Handles an HTTP head; returns the bytes consumed, or `None` if incomplete or done.
+    fn handle_head(&mut self, token: ConnToken, data: &[u8], now_ms: u64) -> Option<usize> {
+        let _ = now_ms;
+        let server = self.settings.server_name.clone();
+        let parsed = http::parse_head(data, self.settings.http);
+        let out = &mut self.outs[token as usize].buf;
+        let (req, head_len) = match parsed {
+            Ok(Some(v)) => v,
+            Ok(None) => return None,
+            Err(e) => {
+                http::write_error(out, &e, &server);
+                self.stats.http_errors.fetch_add(1, Ordering::Relaxed);
+                self.finish(token);
+                return None;
+            }
+        };
+        let path = req.path;
+        let is_signal = path == "/v1/signal";
+        let is_echo = path == "/v1/echo" && self.settings.echo_endpoint;
+        if is_signal || is_echo {
+            if !req.wants_upgrade() && req.method == "GET" {
+                let e = http::HttpError::MissingUpgrade;
+                http::write_response(
+                    out,
+                    426,
+                    "text/plain; charset=utf-8",
+                    b"this endpoint speaks WebSocket: send an upgrade request\n",
+                    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+                    &server,
+                );
+                let _ = e;
+                self.stats.http_errors.fetch_add(1, Ordering::Relaxed);
+                self.finish(token);
+                return None;
+            }
+            let accept = match req.upgrade() {
+                Ok(a) => a,
+                Err(e) => {
+                    http::write_error(out, &e, &server);
+                    self.stats.http_errors.fetch_add(1, Ordering::Relaxed);
+                    self.finish(token);
+                    return None;
+                }
+            };
+            if is_signal && self.router.session_count() >= self.settings.connections_max {
+                http::write_response(
+                    out,
+                    503,
+                    "text/plain; charset=utf-8",
+                    b"this shard is at its session limit (signal.sessions_per_shard_max); retry later\n",
+                    "Retry-After: 1\r\n",
+                    &server,
+                );
+                self.stats.http_errors.fetch_add(1, Ordering::Relaxed);
+                self.finish(token);
+                return None;
+            }
+            http::write_upgrade_response(out, &accept, &server);
+            self.mark_dirty(token);
+            let limits = if is_signal {
+                self.settings.ws_signal
+            } else {
+                self.settings.ws_echo
+            };
+            let phase = if is_signal {
+                let mut sink = OutSink {
+                    outs: &mut self.outs,
+                    dirty: &mut self.dirty,
+                    cap: self.settings.outbound_queue_bytes_max,
+                    frames: 0,
+                };
+                let Some(id) = self.router.open(token, &mut sink) else {
+                    self.finish(token);
+                    return None;
+                };
+                self.stats.frames_out.fetch_add(sink.frames, Ordering::Relaxed);
+                Phase::Signal(id)
+            } else {
+                Phase::Echo
+            };
+            if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+                c.phase = phase;
+                c.decoder = Some(Decoder::new(limits));
+                c.deadline_ms = 0;
+            }
+            return Some(head_len);
+        }
+        let (status, body): (u16, &[u8]) = match (req.method, path) {
+            ("GET" | "HEAD", "/healthz") => (200, b"ok\n"),
+            ("GET" | "HEAD", _) => (404, b"no such path; signaling is at /v1/signal\n"),
+            _ => (405, b"method not allowed\n"),
+        };
+        let extra = if status == 405 { "Allow: GET\r\n" } else { "" };
+        http::write_response(out, status, "text/plain; charset=utf-8", body, extra, &server);
+        if status != 200 {
+            self.stats.http_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.finish(token);
+        None
+    }
+
+    /// Decodes and handles one frame; returns the bytes consumed, or `None` when more
+    /// bytes are needed or the connection is finished.
+    fn handle_frame(&mut self, token: ConnToken, data: &mut [u8]) -> Option<usize> {
+        let Some(Some(conn)) = self.conns.get_mut(token as usize) else {
+            return None;
+        };
+        let phase = conn.phase;
+        let decoder = conn.decoder.as_mut()?;
+        let mut sink = OutSink {
+            outs: &mut self.outs,
+            dirty: &mut self.dirty,
+            cap: self.settings.outbound_queue_bytes_max,
+            frames: 0,
+        };
+        let result = match decoder.decode(data) {
+            Ok(Decoded::Incomplete { .. }) => return None,
+            Ok(Decoded::Fragment { consumed }) => Ok(consumed),
+            // After our close frame only the peer's close matters (RFC 6455 §5.5.1).
+            Ok(Decoded::Message {
+                message: Message::Close { .. },
+                ..
+            }) if phase == Phase::Closing => Err((0, "")),
+            Ok(Decoded::Message { consumed, .. }) if phase == Phase::Closing => Ok(consumed),
+            Err(_) if phase == Phase::Closing => Err((0, "")),
+            Ok(Decoded::Message { message, consumed }) => {
+                match message {
+                    Message::Text(text) => {
+                        self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                        match phase {
+                            Phase::Signal(id) => self.router.handle_text(id, text, &mut sink),
+                            _ => sink.queue(token, OpCode::Text, &[text]),
+                        }
+                        Ok(consumed)
+                    }
+                    Message::Binary(bin) => match phase {
+                        Phase::Echo => {
+                            sink.queue(token, OpCode::Binary, &[bin]);
+                            Ok(consumed)
+                        }
+                        _ => Err((
+                            close::UNSUPPORTED_DATA,
+                            "signaling frames are JSON text; binary frames are not accepted",
+                        )),
+                    },
+                    Message::Ping(p) => {
+                        sink.queue(token, OpCode::Pong, &[p]);
+                        Ok(consumed)
+                    }
+                    Message::Pong(_) => Ok(consumed),
+                    Message::Close { code, .. } => {
+                        let out = &mut sink.outs[token as usize];
+                        ws::write_close(&mut out.buf, ws::close_reply_code(code), "");
+                        Err((0, ""))
+                    }
+                }
+            }
+            Err(e) => {
+                let mut reason = [0u8; 123];
+                let n = {
+                    use std::io::Write as _;
+                    let mut cur = std::io::Cursor::new(&mut reason[..]);
+                    let _ = write!(cur, "{e}");
+                    cur.position() as usize
+                };
+                let out = &mut sink.outs[token as usize];
+                ws::write_close(
+                    &mut out.buf,
+                    Some(e.close_code()),
+                    std::str::from_utf8(&reason[..n]).unwrap_or(""),
+                );
+                self.stats.protocol_closes.fetch_add(1, Ordering::Relaxed);
+                Err((0, ""))
+            }
+        };
+        self.stats.frames_out.fetch_add(sink.frames, Ordering::Relaxed);
+        if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+            if let Some(d) = c.decoder.as_mut() {
+                d.release_assembly();
+            }
+        }
+        match result {
+            Ok(n) => Some(n),
+            Err((0, _)) => {
+                // A close frame is queued (our reply, or our error): flush, then close.
+                self.finish(token);
+                None
+            }
+            Err((code, reason)) => {
+                ws::write_close(&mut self.outs[token as usize].buf, Some(code), reason);
+                self.stats.protocol_closes.fetch_add(1, Ordering::Relaxed);
+                self.finish(token);
+                None
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self, token: ConnToken) {
+        let out = &mut self.outs[token as usize];
+        if !out.queued {
+            out.queued = true;
+            self.dirty.push(token);
+        }
+    }
+
+    /// Flush what is queued, then close: the session ends now, the socket after the flush.
+    fn finish(&mut self, token: ConnToken) {
+        self.end_session(token);
+        if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+            c.phase = Phase::Draining;
+            c.inbuf = Vec::new();
+            c.decoder = None;
+        }
+        self.mark_dirty(token);
+    }
+
+    /// Sends a close frame and waits for the peer's close (or the close timeout).
+    pub(crate) fn start_close(&mut self, token: ConnToken, code: u16, reason: &str, now_ms: u64) {
+        self.end_session(token);
+        let timeout = self.settings.close_timeout_ms;
+        if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+            if matches!(c.phase, Phase::Closing | Phase::Draining) {
+                return;
+            }
+            c.phase = Phase::Closing;
+            c.deadline_ms = now_ms + timeout;
+            let g = c.generation;
+            self.timers.push(Reverse((now_ms + timeout, token, g)));
+            let out = &mut self.outs[token as usize];
+            out.overflow = false;
+            ws::write_close(&mut out.buf, Some(code), reason);
+            self.mark_dirty(token);
+        }
+    }
+
+    fn end_session(&mut self, token: ConnToken) {
+        let Some(Some(c)) = self.conns.get_mut(token as usize) else {
+            return;
+        };
+        if let Phase::Signal(id) = c.phase {
+            c.phase = Phase::Echo;
+            let mut sink = OutSink {
+                outs: &mut self.outs,
+                dirty: &mut self.dirty,
+                cap: self.settings.outbound_queue_bytes_max,
+                frames: 0,
+            };
+            self.router.close(id, &mut sink);
+        }
+    }
+
+    /// Drains inbound rings into the router.
+    pub(crate) fn drain_rings(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(batch) = self.links.pop_any(&mut self.ring_cursor) {
+            let mut sink = OutSink {
+                outs: &mut self.outs,
+                dirty: &mut self.dirty,
+                cap: self.settings.outbound_queue_bytes_max,
+                frames: 0,
+            };
+            self.router.handle_batch(&batch, &mut sink);
+            self.stats.frames_out.fetch_add(sink.frames, Ordering::Relaxed);
+            n += 1;
+        }
+        n
+    }
+
+    /// Pushes this turn's batches onto the rings.
+    pub(crate) fn push_batches(&mut self) {
+        self.links.retry_pending();
+        if !self.router.has_outbound() {
+            return;
+        }
+        for dest in 0..self.shards {
+            if dest == self.shard {
+                continue;
+            }
+            if let Some(b) = self.router.take_batch(dest as u8) {
+                self.links.send(dest, b);
+            }
+        }
+    }
+
+    /// Takes the list of connections with queued bytes; the driver flushes each and
+    /// reports back with [`Core::flushed`].
+    pub(crate) fn take_dirty(&mut self, into: &mut Vec<ConnToken>, now_ms: u64) {
+        // An overflowing queue means a slow reader: its session ends and a 1008 close
+        // frame goes after what is queued; if even that cannot drain within the close
+        // timeout, the socket is dropped.
+        for i in 0..self.dirty.len() {
+            let t = self.dirty[i];
+            if self.outs[t as usize].overflow {
+                self.stats.slow_reader_closes.fetch_add(1, Ordering::Relaxed);
+                self.start_close(
+                    t,
+                    close::POLICY_VIOLATION,
+                    "send queue exceeded server.outbound_queue_bytes_max: reader too slow",
+                    now_ms,
+                );
+            }
+        }
+        std::mem::swap(&mut self.dirty, into);
+    }
+
+    /// Hands back a buffer taken with [`Core::take_inbuf`] when no bytes were added.
+    pub(crate) fn put_inbuf(&mut self, token: ConnToken, buf: Vec<u8>) {
+        if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+            c.inbuf = buf;
+        }
+    }
+
+    /// The send queue of a connection.
+    pub(crate) fn out_mut(&mut self, token: ConnToken) -> &mut Out {
+        &mut self.outs[token as usize]
+    }
+
+    /// Called by the driver after it wrote `n` bytes of a connection's queue.
+    pub(crate) fn flushed(&mut self, token: ConnToken, n: usize) {
+        self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        let _ = token;
+    }
+
+    /// Whether the connection should be closed once its queue is empty.
+    pub(crate) fn close_when_flushed(&self, token: ConnToken) -> bool {
+        matches!(
+            self.conns.get(token as usize),
+            Some(Some(Conn {
+                phase: Phase::Draining,
+                ..
+            }))
+        )
+    }
+
+    /// Connections the core wants closed now.
+    pub(crate) fn take_closing(&mut self, into: &mut Vec<(ConnToken, CloseReason)>) {
+        std::mem::swap(&mut self.closing, into);
+    }
+
+    /// Forgets a connection whose socket the driver has closed (or is closing).
+    pub(crate) fn release(&mut self, token: ConnToken) -> Option<TcpStream> {
+        self.end_session(token);
+        let conn = self.conns.get_mut(token as usize)?.take()?;
+        let out = &mut self.outs[token as usize];
+        out.buf.clear();
+        if out.buf.capacity() > 64 * 1024 {
+            out.buf = Vec::new();
+        }
+        out.queued = false;
+        out.overflow = false;
+        self.free.push(token);
+        self.open -= 1;
+        Some(conn.stream)
+    }
+
+    /// Expires deadlines up to `now_ms`; returns the next deadline, if any.
+    pub(crate) fn expire(&mut self, now_ms: u64) -> Option<u64> {
+        while let Some(Reverse((at, token, generation))) = self.timers.peek().copied() {
+            if at > now_ms {
+                return Some(at);
+            }
+            self.timers.pop();
+            let Some(Some(c)) = self.conns.get(token as usize) else {
+                continue;
+            };
+            if c.generation != generation || c.deadline_ms != at {
+                continue;
+            }
+            match c.phase {
+                Phase::Http | Phase::Closing | Phase::Draining => {
+                    self.closing.push((token, CloseReason::Timeout));
+                }
+                Phase::Signal(_) | Phase::Echo => {}
+            }
+        }
+        None
+    }
+
+    /// Starts a graceful close of every WebSocket connection (server shutdown).
+    pub(crate) fn close_all(&mut self, now_ms: u64) {
+        for t in 0..self.conns.len() as u32 {
+            let phase = match &self.conns[t as usize] {
+                Some(c) => c.phase,
+                None => continue,
+            };
+            match phase {
+                Phase::Signal(_) | Phase::Echo => {
+                    self.start_close(t, close::GOING_AWAY, "server shutting down", now_ms);
+                }
+                Phase::Http => self.closing.push((t, CloseReason::Shutdown)),
+                Phase::Closing | Phase::Draining => {}
+            }
+        }
+    }
+
+    /// Open connections.
+    #[must_use]
+    pub fn open_connections(&self) -> u32 {
+        self.open
+    }
+
+    /// Publishes gauges for the metrics thread.
+    pub(crate) fn publish_stats(&self) {
+        let s = &self.stats;
+        s.open_connections
+            .store(u64::from(self.open), Ordering::Relaxed);
+        s.sessions
+            .store(u64::from(self.router.session_count()), Ordering::Relaxed);
+        s.rooms
+            .store(self.router.room_count() as u64, Ordering::Relaxed);
+        s.relayed
+            .store(self.router.counters().relayed, Ordering::Relaxed);
+        s.loop_turns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the shard has cross-shard work in flight that needs another turn.
+    pub(crate) fn has_pending_work(&self) -> bool {
+        self.links.has_pending() || !self.dirty.is_empty() || !self.closing.is_empty()
+    }
+
+    /// This shard's mesh links.
+    pub(crate) fn links(&self) -> &ring::Links {
+        &self.links
+    }
+}
