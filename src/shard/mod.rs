@@ -317,9 +317,10 @@ impl Core {
         self.conns.get(token as usize)?.as_ref().map(|c| &c.stream)
     }
 
-    /// Whether `token` is live with this generation.
+    /// Whether `token` is live with this generation (compared on the low 24 bits that
+    /// io_uring completions carry).
     pub(crate) fn is_live(&self, token: ConnToken, generation: u32) -> bool {
-        matches!(self.conns.get(token as usize), Some(Some(c)) if c.generation == generation)
+        matches!(self.conns.get(token as usize), Some(Some(c)) if c.generation & 0x00FF_FFFF == generation & 0x00FF_FFFF)
     }
 
     /// Whether a connection holds a partial frame or head (so reads should go straight
