@@ -5,6 +5,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod bench;
 pub mod proto;
 pub mod server;
 pub mod shard;

@@ -40,6 +40,8 @@ enum Command {
         #[arg(long, default_value = "auto")]
         log_format: String,
     },
+    /// Drive load against a signaling server and report latency and server CPU.
+    Bench(switchboard::bench::BenchArgs),
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         /// The file to check.
@@ -78,6 +80,13 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench(args) => match switchboard::bench::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { file } => match load(Some(&file)) {
             Ok(cfg) => {
                 print!(
