@@ -188,10 +188,7 @@ impl Config {
     /// [`ConfigError::Parse`] with line and column, or [`ConfigError::Invalid`].
     pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((1, 1));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             ConfigError::Parse {
                 path: path.to_owned(),
                 line,
@@ -262,7 +259,11 @@ impl Config {
                         .parse()
                         .map_err(|_| env_err("expected true or false".into()))?,
                 ),
-                _ => return Err(env_err("only scalar keys can be set from the environment".into())),
+                _ => {
+                    return Err(env_err(
+                        "only scalar keys can be set from the environment".into(),
+                    ))
+                }
             };
             sec.insert(key.to_owned(), new);
             changed = true;
@@ -325,7 +326,11 @@ impl Config {
         }
         let g = &self.signal;
         if u32::from(g.node_id) >= crate::proto::signal::id::NODES_MAX {
-            return invalid("signal.node_id", g.node_id.to_string(), "must be below 1024");
+            return invalid(
+                "signal.node_id",
+                g.node_id.to_string(),
+                "must be below 1024",
+            );
         }
         if g.message_bytes_max > w.message_bytes_max {
             return invalid(
@@ -389,7 +394,10 @@ impl Config {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |p| before.len() - p - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |p| before.len() - p - 1)
+        + 1;
     (line, column)
 }
 
@@ -409,8 +417,15 @@ mod tests {
     fn unknown_keys_name_line_and_column() {
         let text = DEFAULT_TOML.replace("[signal]", "[signal]\nbogus_key = 1");
         let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
-        let line = text.lines().position(|l| l.starts_with("bogus_key")).unwrap() + 1;
-        assert!(err.starts_with(&format!("x.toml:{line}:1: unknown field `bogus_key`")), "{err}");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("bogus_key"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("x.toml:{line}:1: unknown field `bogus_key`")),
+            "{err}"
+        );
         assert!(err.contains("hint:"), "{err}");
     }
 
@@ -418,15 +433,24 @@ mod tests {
     fn bad_values_are_refused() {
         let text = DEFAULT_TOML.replace("uring_buffers = 512", "uring_buffers = 1000");
         let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
-        assert_eq!(err, "x.toml: server.uring_buffers = 1000: must be a power of two");
+        assert_eq!(
+            err,
+            "x.toml: server.uring_buffers = 1000: must be a power of two"
+        );
     }
 
     #[test]
     fn environment_overrides_scalars() {
         let mut cfg = Config::embedded();
         cfg.apply_env([
-            ("SWITCHBOARD_SERVER_LISTEN".to_string(), "127.0.0.2:9999".to_string()),
-            ("SWITCHBOARD_SIGNAL_ROOMS_PER_SESSION_MAX".to_string(), "3".to_string()),
+            (
+                "SWITCHBOARD_SERVER_LISTEN".to_string(),
+                "127.0.0.2:9999".to_string(),
+            ),
+            (
+                "SWITCHBOARD_SIGNAL_ROOMS_PER_SESSION_MAX".to_string(),
+                "3".to_string(),
+            ),
             ("PATH".to_string(), "/bin".to_string()),
         ])
         .unwrap();

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::proto::{http, signal, ws};
-use crate::shard::{self, ring, sys, Core, DriverKind, Settings, Shared, ShardStats};
+use crate::shard::{self, ring, sys, Core, DriverKind, Settings, ShardStats, Shared};
 pub use config::{Config, ConfigError, DriverChoice};
 
 /// A running server: its address, shared state and shard threads.

@@ -28,7 +28,12 @@ const EVENTS_PER_WAIT: usize = 1024;
 ///
 /// # Errors
 /// Creating the poller or registering the listener failed.
-pub fn run(core: &mut Core, listener: TcpListener, shared: &Shared, drain_timeout_ms: u64) -> io::Result<()> {
+pub fn run(
+    core: &mut Core,
+    listener: TcpListener,
+    shared: &Shared,
+    drain_timeout_ms: u64,
+) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(EVENTS_PER_WAIT);
@@ -103,6 +108,9 @@ pub fn run(core: &mut Core, listener: TcpListener, shared: &Shared, drain_timeou
                 }
             }
         }
+        // Closes first: ending a session queues peer-left frames and cross-shard leaves
+        // that must go out in this same turn.
+        close_pending(core, &poll, &mut closing);
         core.drain_rings();
         core.push_batches();
         flush(core, &mut dirty);

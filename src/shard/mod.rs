@@ -20,8 +20,8 @@ pub mod ring;
 pub mod sys;
 pub mod uring;
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -356,7 +356,13 @@ impl Core {
 
     /// Handles a connection's own buffer after new bytes were appended to it at
     /// `new_from`.
-    pub(crate) fn on_data_owned(&mut self, token: ConnToken, mut buf: Vec<u8>, new_from: usize, now_ms: u64) {
+    pub(crate) fn on_data_owned(
+        &mut self,
+        token: ConnToken,
+        mut buf: Vec<u8>,
+        new_from: usize,
+        now_ms: u64,
+    ) {
         self.stats
             .bytes_in
             .fetch_add((buf.len() - new_from) as u64, Ordering::Relaxed);
@@ -374,10 +380,12 @@ impl Core {
 
     /// How many bytes a read for this connection should at least make room for.
     pub(crate) fn read_hint(&self, token: ConnToken) -> usize {
-        self.settings.recv_buffer_bytes.max(match self.conns.get(token as usize) {
-            Some(Some(c)) => c.inbuf.len() / 2,
-            _ => 0,
-        })
+        self.settings
+            .recv_buffer_bytes
+            .max(match self.conns.get(token as usize) {
+                Some(Some(c)) => c.inbuf.len() / 2,
+                _ => 0,
+            })
     }
 
     /// Runs the protocol cores over `data`; returns the bytes consumed.
@@ -481,7 +489,9 @@ impl Core {
                     self.finish(token);
                     return None;
                 };
-                self.stats.frames_out.fetch_add(sink.frames, Ordering::Relaxed);
+                self.stats
+                    .frames_out
+                    .fetch_add(sink.frames, Ordering::Relaxed);
                 Phase::Signal(id)
             } else {
                 Phase::Echo
@@ -499,7 +509,14 @@ impl Core {
             _ => (405, b"method not allowed\n"),
         };
         let extra = if status == 405 { "Allow: GET\r\n" } else { "" };
-        http::write_response(out, status, "text/plain; charset=utf-8", body, extra, &server);
+        http::write_response(
+            out,
+            status,
+            "text/plain; charset=utf-8",
+            body,
+            extra,
+            &server,
+        );
         if status != 200 {
             self.stats.http_errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -531,38 +548,36 @@ impl Core {
             }) if phase == Phase::Closing => Err((0, "")),
             Ok(Decoded::Message { consumed, .. }) if phase == Phase::Closing => Ok(consumed),
             Err(_) if phase == Phase::Closing => Err((0, "")),
-            Ok(Decoded::Message { message, consumed }) => {
-                match message {
-                    Message::Text(text) => {
-                        self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
-                        match phase {
-                            Phase::Signal(id) => self.router.handle_text(id, text, &mut sink),
-                            _ => sink.queue(token, OpCode::Text, &[text]),
-                        }
-                        Ok(consumed)
+            Ok(Decoded::Message { message, consumed }) => match message {
+                Message::Text(text) => {
+                    self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                    match phase {
+                        Phase::Signal(id) => self.router.handle_text(id, text, &mut sink),
+                        _ => sink.queue(token, OpCode::Text, &[text]),
                     }
-                    Message::Binary(bin) => match phase {
-                        Phase::Echo => {
-                            sink.queue(token, OpCode::Binary, &[bin]);
-                            Ok(consumed)
-                        }
-                        _ => Err((
-                            close::UNSUPPORTED_DATA,
-                            "signaling frames are JSON text; binary frames are not accepted",
-                        )),
-                    },
-                    Message::Ping(p) => {
-                        sink.queue(token, OpCode::Pong, &[p]);
-                        Ok(consumed)
-                    }
-                    Message::Pong(_) => Ok(consumed),
-                    Message::Close { code, .. } => {
-                        let out = &mut sink.outs[token as usize];
-                        ws::write_close(&mut out.buf, ws::close_reply_code(code), "");
-                        Err((0, ""))
-                    }
+                    Ok(consumed)
                 }
-            }
+                Message::Binary(bin) => match phase {
+                    Phase::Echo => {
+                        sink.queue(token, OpCode::Binary, &[bin]);
+                        Ok(consumed)
+                    }
+                    _ => Err((
+                        close::UNSUPPORTED_DATA,
+                        "signaling frames are JSON text; binary frames are not accepted",
+                    )),
+                },
+                Message::Ping(p) => {
+                    sink.queue(token, OpCode::Pong, &[p]);
+                    Ok(consumed)
+                }
+                Message::Pong(_) => Ok(consumed),
+                Message::Close { code, .. } => {
+                    let out = &mut sink.outs[token as usize];
+                    ws::write_close(&mut out.buf, ws::close_reply_code(code), "");
+                    Err((0, ""))
+                }
+            },
             Err(e) => {
                 let mut reason = [0u8; 123];
                 let n = {
@@ -581,7 +596,9 @@ impl Core {
                 Err((0, ""))
             }
         };
-        self.stats.frames_out.fetch_add(sink.frames, Ordering::Relaxed);
+        self.stats
+            .frames_out
+            .fetch_add(sink.frames, Ordering::Relaxed);
         if let Some(Some(c)) = self.conns.get_mut(token as usize) {
             if let Some(d) = c.decoder.as_mut() {
                 d.release_assembly();
@@ -668,7 +685,9 @@ impl Core {
                 frames: 0,
             };
             self.router.handle_batch(&batch, &mut sink);
-            self.stats.frames_out.fetch_add(sink.frames, Ordering::Relaxed);
+            self.stats
+                .frames_out
+                .fetch_add(sink.frames, Ordering::Relaxed);
             n += 1;
         }
         n
@@ -699,7 +718,9 @@ impl Core {
         for i in 0..self.dirty.len() {
             let t = self.dirty[i];
             if self.outs[t as usize].overflow {
-                self.stats.slow_reader_closes.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .slow_reader_closes
+                    .fetch_add(1, Ordering::Relaxed);
                 self.start_close(
                     t,
                     close::POLICY_VIOLATION,
@@ -823,7 +844,10 @@ impl Core {
 
     /// Whether the shard has cross-shard work in flight that needs another turn.
     pub(crate) fn has_pending_work(&self) -> bool {
-        self.links.has_pending() || !self.dirty.is_empty() || !self.closing.is_empty()
+        self.links.has_pending()
+            || self.router.has_outbound()
+            || !self.dirty.is_empty()
+            || !self.closing.is_empty()
     }
 
     /// This shard's mesh links.

@@ -127,7 +127,9 @@ impl Links {
     pub fn retry_pending(&mut self) {
         for dest in 0..self.pending.len() {
             if let Some(batch) = self.pending[dest].take() {
-                let prod = self.producers[dest].as_mut().expect("pending implies a ring");
+                let prod = self.producers[dest]
+                    .as_mut()
+                    .expect("pending implies a ring");
                 match prod.push(batch) {
                     Ok(()) => self.wake(dest),
                     Err(rtrb::PushError::Full(batch)) => self.pending[dest] = Some(batch),

@@ -89,7 +89,10 @@ struct BufRing {
 
 impl BufRing {
     fn new(uring: &IoUring, entries: u16, buffer_bytes: usize) -> io::Result<BufRing> {
-        assert!(entries.is_power_of_two(), "buffer ring entries must be a power of two");
+        assert!(
+            entries.is_power_of_two(),
+            "buffer ring entries must be a power of two"
+        );
         let ring_layout = std::alloc::Layout::from_size_align(
             usize::from(entries) * std::mem::size_of::<types::BufRingEntry>(),
             4096,
@@ -111,9 +114,12 @@ impl BufRing {
         // SAFETY: the ring memory is page-aligned, zeroed, and lives until Drop, which
         // unregisters it first.
         unsafe {
-            uring
-                .submitter()
-                .register_buf_ring_with_flags(ring as u64, entries, BUFFER_GROUP, 0)?;
+            uring.submitter().register_buf_ring_with_flags(
+                ring as u64,
+                entries,
+                BUFFER_GROUP,
+                0,
+            )?;
         }
         for bid in 0..entries {
             br.push(bid);
@@ -363,6 +369,9 @@ impl Driver {
             if returned_buffers {
                 self.bufs.publish();
             }
+            // Closes first: ending a session queues peer-left frames and cross-shard
+            // leaves that must go out in this same turn.
+            self.close_pending(core, &mut closing);
             core.drain_rings();
             core.push_batches();
             dirty.clear();
@@ -433,7 +442,10 @@ impl Driver {
                 Ok(false)
             }
             OP_RECV => {
-                let live = core.outs.get(t as usize).is_some_and(|o| o.generation & 0x00FF_FFFF == generation)
+                let live = core
+                    .outs
+                    .get(t as usize)
+                    .is_some_and(|o| o.generation & 0x00FF_FFFF == generation)
                     && core.stream(t).is_some();
                 let bid = cqueue::buffer_select(flags);
                 if live && !cqueue::more(flags) {
@@ -471,7 +483,10 @@ impl Driver {
                     drop(buf);
                     return Ok(false);
                 }
-                let live = core.outs.get(t as usize).is_some_and(|o| o.generation & 0x00FF_FFFF == generation)
+                let live = core
+                    .outs
+                    .get(t as usize)
+                    .is_some_and(|o| o.generation & 0x00FF_FFFF == generation)
                     && core.stream(t).is_some();
                 if !live {
                     return Ok(false);

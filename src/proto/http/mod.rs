@@ -295,7 +295,11 @@ mod tests {
     #[test]
     fn partial_heads_need_more_and_oversized_heads_fail() {
         for cut in 0..RFC_REQUEST.len() {
-            assert_eq!(parse_head(&RFC_REQUEST[..cut], LIMITS), Ok(None), "cut {cut}");
+            assert_eq!(
+                parse_head(&RFC_REQUEST[..cut], LIMITS),
+                Ok(None),
+                "cut {cut}"
+            );
         }
         let small = Limits { head_bytes_max: 64 };
         assert_eq!(
@@ -319,15 +323,31 @@ mod tests {
 
         let cases = [
             (ok.replace("GET", "POST"), HttpError::MethodNotAllowed, 405),
-            (ok.replace("HTTP/1.1", "HTTP/1.0"), HttpError::HttpVersion, 400),
-            (ok.replace("Upgrade: WebSocket", "Upgrade: h2c"), HttpError::MissingUpgrade, 400),
+            (
+                ok.replace("HTTP/1.1", "HTTP/1.0"),
+                HttpError::HttpVersion,
+                400,
+            ),
+            (
+                ok.replace("Upgrade: WebSocket", "Upgrade: h2c"),
+                HttpError::MissingUpgrade,
+                400,
+            ),
             (
                 ok.replace("keep-alive, Upgrade", "keep-alive"),
                 HttpError::MissingConnectionUpgrade,
                 400,
             ),
-            (ok.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="), HttpError::BadKey, 400),
-            (ok.replace("Version: 13", "Version: 8"), HttpError::UnsupportedVersion, 426),
+            (
+                ok.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="),
+                HttpError::BadKey,
+                400,
+            ),
+            (
+                ok.replace("Version: 13", "Version: 8"),
+                HttpError::UnsupportedVersion,
+                426,
+            ),
         ];
         for (head, err, status) in cases {
             assert_eq!(upgrade_of(&head), Err(err), "{head}");

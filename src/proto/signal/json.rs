@@ -195,15 +195,16 @@ impl Parser {
         };
         *tape = Some(t.reset());
         // The frame borrows `copy` (strings) and the two re-encoded buffers, not the tape.
-        result.map(|f| ClientFrame {
-            reference: f.reference.map(|_| reference.as_slice()),
-            meta: f.meta.map(|_| meta.as_slice()),
-            ..f
-        })
-        .map_err(|e| FrameError {
-            reference: e.reference.map(|_| reference.as_slice()),
-            ..e
-        })
+        result
+            .map(|f| ClientFrame {
+                reference: f.reference.map(|_| reference.as_slice()),
+                meta: f.meta.map(|_| meta.as_slice()),
+                ..f
+            })
+            .map_err(|e| FrameError {
+                reference: e.reference.map(|_| reference.as_slice()),
+                ..e
+            })
     }
 }
 
@@ -473,11 +474,15 @@ mod tests {
     #[test]
     fn frames_of_every_kind_parse() {
         assert_eq!(
-            parse_ok(r#"{"type":"join","room":"r\u00e9","meta":{"n":[1,true,null,"x\"y"]},"ref":7}"#),
+            parse_ok(
+                r#"{"type":"join","room":"r\u00e9","meta":{"n":[1,true,null,"x\"y"]},"ref":7}"#
+            ),
             r#"Join t=None r=Some("ré") sdp=None meta=Some("{\"n\":[1,true,null,\"x\\\"y\"]}") ref=Some("7")"#
         );
         assert_eq!(
-            parse_ok(r#" { "type" : "offer", "target":"AAAAAAAAAAA", "sdp":"v=0\r\n", "x":[{}] } "#),
+            parse_ok(
+                r#" { "type" : "offer", "target":"AAAAAAAAAAA", "sdp":"v=0\r\n", "x":[{}] } "#
+            ),
             r#"Offer t=Some("AAAAAAAAAAA") r=None sdp=Some(5) meta=None ref=None"#
         );
         assert_eq!(

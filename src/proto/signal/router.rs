@@ -320,8 +320,14 @@ impl Router {
     /// A router with no sessions and no rooms.
     #[must_use]
     pub fn new(cfg: Config) -> Self {
-        assert!(cfg.shards >= 1 && cfg.shard < cfg.shards, "shard index out of range");
-        assert!(cfg.limits.sessions_max <= SLOTS_MAX, "sessions_max exceeds the id's slot field");
+        assert!(
+            cfg.shards >= 1 && cfg.shard < cfg.shards,
+            "shard index out of range"
+        );
+        assert!(
+            cfg.limits.sessions_max <= SLOTS_MAX,
+            "sessions_max exceeds the id's slot field"
+        );
         let room_hasher = ahash::RandomState::with_seeds(
             cfg.room_hash_seeds[0],
             cfg.room_hash_seeds[1],
@@ -394,8 +400,8 @@ impl Router {
         sha.update(id.to_u64().to_be_bytes());
         let digest = sha.finalize();
         let mut out = [0u8; 22];
-        let _ = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode_slice(&digest[..16], &mut out);
+        let _ =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_slice(&digest[..16], &mut out);
         out
     }
 
@@ -604,8 +610,7 @@ impl Router {
                     .id
                     .and_then(|t| SessionId::parse(t.as_bytes()))
                     .is_some_and(|old| {
-                        Some(self.resume_token(old).as_slice())
-                            == frame.resume.map(str::as_bytes)
+                        Some(self.resume_token(old).as_slice()) == frame.resume.map(str::as_bytes)
                     });
                 if valid {
                     self.send_error(
@@ -629,7 +634,13 @@ impl Router {
         }
     }
 
-    fn join(&mut self, id: SessionId, conn: ConnToken, frame: &ClientFrame<'_>, sink: &mut impl Sink) {
+    fn join(
+        &mut self,
+        id: SessionId,
+        conn: ConnToken,
+        frame: &ClientFrame<'_>,
+        sink: &mut impl Sink,
+    ) {
         let reference = frame.reference;
         let room = frame.room.unwrap_or_default();
         let limits = &self.cfg.limits;
@@ -643,7 +654,10 @@ impl Router {
         } else {
             let rooms = &self.sessions[id.slot() as usize].rooms;
             if rooms.iter().any(|r| &**r == room) {
-                Some((ErrorCode::AlreadyInRoom, "the session is already in that room"))
+                Some((
+                    ErrorCode::AlreadyInRoom,
+                    "the session is already in that room",
+                ))
             } else if rooms.len() >= limits.rooms_per_session_max {
                 Some((
                     ErrorCode::TooManyRooms,
@@ -687,10 +701,9 @@ impl Router {
         sink: &mut impl Sink,
     ) {
         let members_max = self.cfg.limits.members_per_room_max;
-        let r = self
-            .rooms
-            .entry(room.into())
-            .or_insert_with(|| Room { members: Vec::new() });
+        let r = self.rooms.entry(room.into()).or_insert_with(|| Room {
+            members: Vec::new(),
+        });
         if r.members.len() >= members_max || r.members.iter().any(|m| m.id == id) {
             let full = r.members.len() >= members_max;
             if r.members.is_empty() {
@@ -698,9 +711,15 @@ impl Router {
             }
             let mut buf = std::mem::take(&mut self.scratch);
             let (code, message) = if full {
-                (ErrorCode::RoomFull, "the room has signal.members_per_room_max members")
+                (
+                    ErrorCode::RoomFull,
+                    "the room has signal.members_per_room_max members",
+                )
             } else {
-                (ErrorCode::AlreadyInRoom, "the session is already in that room")
+                (
+                    ErrorCode::AlreadyInRoom,
+                    "the session is already in that room",
+                )
             };
             write_error(&mut buf, code, message, reference, &[]);
             self.count_error(code);
@@ -844,7 +863,13 @@ impl Router {
     }
 
     /// Delivers a frame to a session on this shard or batches it for its shard.
-    fn deliver(&mut self, target: SessionId, parts: &[&[u8]], bounce: Bounce<'_>, sink: &mut impl Sink) {
+    fn deliver(
+        &mut self,
+        target: SessionId,
+        parts: &[&[u8]],
+        bounce: Bounce<'_>,
+        sink: &mut impl Sink,
+    ) {
         if target.shard() == self.cfg.shard {
             match self.lookup(target) {
                 Some(conn) => sink.send_text(conn, parts),
@@ -871,7 +896,13 @@ impl Router {
     }
 
     /// Tells `from` (wherever it lives) that `target` is gone.
-    fn bounce_unknown(&mut self, from: SessionId, target: SessionId, reference: Option<&[u8]>, sink: &mut impl Sink) {
+    fn bounce_unknown(
+        &mut self,
+        from: SessionId,
+        target: SessionId,
+        reference: Option<&[u8]>,
+        sink: &mut impl Sink,
+    ) {
         let mut buf = std::mem::take(&mut self.scratch);
         write_unknown_target(&mut buf, &target.encode(), reference);
         self.count_error(ErrorCode::UnknownTarget);
@@ -879,7 +910,13 @@ impl Router {
         self.scratch = buf;
     }
 
-    fn send_unknown_target(&mut self, conn: ConnToken, target: &[u8], reference: Option<&[u8]>, sink: &mut impl Sink) {
+    fn send_unknown_target(
+        &mut self,
+        conn: ConnToken,
+        target: &[u8],
+        reference: Option<&[u8]>,
+        sink: &mut impl Sink,
+    ) {
         write_unknown_target(&mut self.scratch, target, reference);
         self.count_error(ErrorCode::UnknownTarget);
         sink.send_text(conn, &[&self.scratch]);
@@ -1005,7 +1042,13 @@ fn write_peer(buf: &mut Vec<u8>, id: SessionId, meta: Option<&[u8]>) {
 }
 
 /// Writes an `error` frame; `extra` is appended raw before the closing brace.
-fn write_error(buf: &mut Vec<u8>, code: ErrorCode, message: &str, reference: Option<&[u8]>, extra: &[u8]) {
+fn write_error(
+    buf: &mut Vec<u8>,
+    code: ErrorCode,
+    message: &str,
+    reference: Option<&[u8]>,
+    extra: &[u8],
+) {
     buf.clear();
     buf.extend_from_slice(b"{\"type\":\"error\",\"code\":\"");
     buf.extend_from_slice(code.as_str().as_bytes());

@@ -617,10 +617,7 @@ mod tests {
         let mut dec = Decoder::new(LIMITS);
         let mut buf = client_frame(0x01, b"a", [0; 4]);
         buf.extend(client_frame(0x80, &euro[..2], [0; 4]));
-        assert_eq!(
-            decode_all(&mut dec, buf),
-            vec![Err(WsError::InvalidUtf8)]
-        );
+        assert_eq!(decode_all(&mut dec, buf), vec![Err(WsError::InvalidUtf8)]);
     }
 
     #[test]
@@ -628,7 +625,10 @@ mod tests {
         let cases: Vec<(Vec<u8>, WsError)> = vec![
             (client_frame(0xC1, b"x", [0; 4]), WsError::ReservedBits),
             (client_frame(0x83, b"x", [0; 4]), WsError::ReservedOpcode(3)),
-            (client_frame(0x0B, b"", [0; 4]), WsError::ReservedOpcode(0xB)),
+            (
+                client_frame(0x0B, b"", [0; 4]),
+                WsError::ReservedOpcode(0xB),
+            ),
             (client_frame(0x09, b"", [0; 4]), WsError::ControlFragmented),
             (
                 client_frame(0x89, &[0; 126], [0; 4]),
@@ -699,10 +699,14 @@ mod tests {
         );
         let mut bad_reason = client_frame(0x88, &[0x03, 0xE8, 0xC0], [0; 4]);
         assert_eq!(dec.decode(&mut bad_reason), Err(WsError::InvalidUtf8));
-        for code in [0u16, 999, 1004, 1005, 1006, 1012, 1015, 1016, 1100, 2000, 2999, 5000] {
+        for code in [
+            0u16, 999, 1004, 1005, 1006, 1012, 1015, 1016, 1100, 2000, 2999, 5000,
+        ] {
             assert!(!close_code_is_valid(code), "{code}");
         }
-        for code in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999] {
+        for code in [
+            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999,
+        ] {
             assert!(close_code_is_valid(code), "{code}");
         }
     }
@@ -725,7 +729,13 @@ mod tests {
 
     #[test]
     fn writer_uses_minimal_length_encoding() {
-        for (len, hl) in [(0usize, 2usize), (125, 2), (126, 4), (65535, 4), (65536, 10)] {
+        for (len, hl) in [
+            (0usize, 2usize),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+        ] {
             let mut out = Vec::new();
             write_frame(&mut out, OpCode::Binary, &[&vec![0u8; len]]);
             assert_eq!(out.len(), hl + len);

@@ -1,0 +1,468 @@
+//! ICE candidates (RFC 8839 §5.1), as found in `a=candidate` lines and trickle messages.
+//!
+//! ```text
+//! candidate-attribute = "candidate" ":" foundation SP component-id SP transport SP priority SP
+//!                       connection-address SP port SP "typ" SP cand-type
+//!                       [SP "raddr" SP connection-address] [SP "rport" SP port]
+//!                       *(SP extension-att-name SP extension-att-value)
+//! ```
+//!
+//! The extensions (`generation`, `ufrag`, `network-id`, `network-cost`, `tcptype`, and any
+//! unknown one) are checked when the candidate is parsed and kept as the raw tail of the line,
+//! so that writing a candidate back reproduces its extensions in their original order; the
+//! typed accessors ([`Candidate::generation`] and friends) read them from that tail.
+
+use super::error::CandidateError;
+use super::parser::{is_token, parse_u16, parse_u32, SplitByte};
+
+/// The longest foundation RFC 8839 allows, in characters.
+pub const FOUNDATION_CHARS_MAX: usize = 32;
+
+/// An ICE candidate; every `&str` is a view of the parsed text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    /// Groups candidates that share a base and server (1 to 32 ice-chars).
+    pub foundation: &'a str,
+    /// 1 for RTP, 2 for RTCP (1..=256).
+    pub component: u16,
+    /// The transport as written (`udp`, `UDP`, `tcp`, ...).
+    pub transport: &'a str,
+    /// The candidate priority (RFC 8445 §5.1.2).
+    pub priority: u32,
+    /// An IPv4 or IPv6 address, or a host name (such as an mDNS `.local` name).
+    pub address: &'a str,
+    /// The port; 9 (discard) for active TCP candidates.
+    pub port: u16,
+    /// How the candidate was found.
+    pub kind: CandidateKind,
+    /// The `raddr` value, for reflexive and relayed candidates.
+    pub related_address: Option<&'a str>,
+    /// The `rport` value, for reflexive and relayed candidates.
+    pub related_port: Option<u16>,
+    /// Every extension pair after the fixed fields, as written, without leading space; empty
+    /// when there are none. Already checked to be `name value` pairs.
+    pub extensions: &'a str,
+}
+
+/// The candidate type (`typ`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CandidateKind {
+    /// A local interface address.
+    Host,
+    /// Server reflexive: the address a STUN server saw.
+    ServerReflexive,
+    /// Peer reflexive: the address a peer's connectivity check saw.
+    PeerReflexive,
+    /// An address on a TURN relay.
+    Relayed,
+}
+
+impl CandidateKind {
+    /// The SDP token (`host`, `srflx`, `prflx`, `relay`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::ServerReflexive => "srflx",
+            Self::PeerReflexive => "prflx",
+            Self::Relayed => "relay",
+        }
+    }
+
+    fn from_token(token: &str) -> Option<Self> {
+        match token {
+            "host" => Some(Self::Host),
+            "srflx" => Some(Self::ServerReflexive),
+            "prflx" => Some(Self::PeerReflexive),
+            "relay" => Some(Self::Relayed),
+            _ => None,
+        }
+    }
+}
+
+/// The `tcptype` extension (RFC 6544 §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TcpType {
+    /// Opens the connection.
+    Active,
+    /// Accepts the connection.
+    Passive,
+    /// Simultaneous open.
+    SimultaneousOpen,
+}
+
+impl TcpType {
+    /// The SDP token (`active`, `passive`, `so`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Passive => "passive",
+            Self::SimultaneousOpen => "so",
+        }
+    }
+
+    fn from_token(token: &str) -> Option<Self> {
+        match token {
+            "active" => Some(Self::Active),
+            "passive" => Some(Self::Passive),
+            "so" => Some(Self::SimultaneousOpen),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Candidate<'a> {
+    /// The value of the extension named `name`, if present.
+    pub fn extension(&self, name: &str) -> Option<&'a str> {
+        self.extension_pairs()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Iterates over the extension pairs in the order they were written.
+    pub fn extension_pairs(&self) -> ExtensionPairs<'a> {
+        ExtensionPairs {
+            rest: self.extensions,
+        }
+    }
+
+    /// The `generation` extension (a WebRTC convention, not in RFC 8839).
+    pub fn generation(&self) -> Option<u32> {
+        self.extension("generation").and_then(parse_u32)
+    }
+
+    /// The `ufrag` extension: the ICE username fragment the candidate belongs to.
+    pub fn ufrag(&self) -> Option<&'a str> {
+        self.extension("ufrag")
+    }
+
+    /// The `network-id` extension (a WebRTC convention).
+    pub fn network_id(&self) -> Option<u32> {
+        self.extension("network-id").and_then(parse_u32)
+    }
+
+    /// The `network-cost` extension (a WebRTC convention).
+    pub fn network_cost(&self) -> Option<u32> {
+        self.extension("network-cost").and_then(parse_u32)
+    }
+
+    /// The `tcptype` extension (RFC 6544).
+    pub fn tcp_type(&self) -> Option<TcpType> {
+        self.extension("tcptype").and_then(TcpType::from_token)
+    }
+}
+
+/// Iterator over a candidate's `name value` extension pairs.
+#[derive(Debug, Clone)]
+pub struct ExtensionPairs<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for ExtensionPairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (name, rest) = self.rest.split_byte(b' ')?;
+        let (value, rest) = rest.split_byte(b' ').unwrap_or((rest, ""));
+        self.rest = rest;
+        Some((name, value))
+    }
+}
+
+/// Parses a candidate from a trickle message or an SDP line.
+///
+/// Accepts `candidate:<fields>`, `a=candidate:<fields>` and a bare `<fields>` (starting with
+/// the foundation); a trailing `\r\n` or `\n` is ignored. The empty string, which trickle ICE
+/// uses to mean "end of candidates", is [`CandidateError::Empty`].
+pub fn parse_candidate(s: &str) -> Result<Candidate<'_>, CandidateError> {
+    let s = s.strip_suffix('\n').unwrap_or(s);
+    let s = s.strip_suffix('\r').unwrap_or(s);
+    let s = s.strip_prefix("a=").unwrap_or(s);
+    let s = s.strip_prefix("candidate:").unwrap_or(s);
+    parse_candidate_value(s)
+}
+
+/// Parses the value of an `a=candidate` attribute (the text after `candidate:`).
+pub(crate) fn parse_candidate_value(value: &str) -> Result<Candidate<'_>, CandidateError> {
+    if value.is_empty() {
+        return Err(CandidateError::Empty);
+    }
+    let mut fields = Fields::new(value);
+
+    let foundation = fields.next().ok_or(CandidateError::Foundation)?;
+    if foundation.len() > FOUNDATION_CHARS_MAX || !foundation.bytes().all(is_ice_char) {
+        return Err(CandidateError::Foundation);
+    }
+    let component = fields
+        .next()
+        .filter(|field| field.len() <= 3)
+        .and_then(parse_u16)
+        .filter(|component| (1..=256).contains(component))
+        .ok_or(CandidateError::Component)?;
+    let transport = fields
+        .next()
+        .filter(|field| is_token(field))
+        .ok_or(CandidateError::Transport)?;
+    let priority = fields
+        .next()
+        .filter(|field| field.len() <= 10)
+        .and_then(parse_u32)
+        .ok_or(CandidateError::Priority)?;
+    let address = fields
+        .next()
+        .filter(|field| is_address(field))
+        .ok_or(CandidateError::Address)?;
+    let port = fields
+        .next()
+        .and_then(parse_u16)
+        .ok_or(CandidateError::Port)?;
+    if fields.next() != Some("typ") {
+        return Err(CandidateError::MissingTyp);
+    }
+    let kind = fields
+        .next()
+        .and_then(CandidateKind::from_token)
+        .ok_or(CandidateError::Type)?;
+
+    let mut related_address = None;
+    if starts_with_word(fields.rest, "raddr") {
+        fields.next();
+        let address = fields
+            .next()
+            .filter(|field| is_address(field))
+            .ok_or(CandidateError::RelatedAddress)?;
+        related_address = Some(address);
+    }
+    let mut related_port = None;
+    if starts_with_word(fields.rest, "rport") {
+        fields.next();
+        let port = fields
+            .next()
+            .and_then(parse_u16)
+            .ok_or(CandidateError::RelatedPort)?;
+        related_port = Some(port);
+    }
+
+    let extensions = fields.rest;
+    while let Some(name) = fields.next() {
+        let Some(value) = fields.next() else {
+            return Err(if fields.empty_field {
+                CandidateError::EmptyField
+            } else {
+                CandidateError::ExtensionWithoutValue
+            });
+        };
+        check_extension(name, value)?;
+    }
+    if fields.empty_field {
+        return Err(CandidateError::EmptyField);
+    }
+
+    Ok(Candidate {
+        foundation,
+        component,
+        transport,
+        priority,
+        address,
+        port,
+        kind,
+        related_address,
+        related_port,
+        extensions,
+    })
+}
+
+/// Whether `text` starts with the whole word `word`.
+fn starts_with_word(text: &str, word: &str) -> bool {
+    text.strip_prefix(word)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+}
+
+/// Checks the value of the extensions we give a typed accessor, so the accessors never meet
+/// a value they cannot read.
+fn check_extension(name: &str, value: &str) -> Result<(), CandidateError> {
+    let ok = match name {
+        "generation" => parse_u32(value).is_some(),
+        "network-id" => parse_u32(value).is_some(),
+        "network-cost" => parse_u32(value).is_some(),
+        "tcptype" => TcpType::from_token(value).is_some(),
+        "ufrag" => value.bytes().all(is_ice_char),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        // The names are matched above, so a static copy of each can be returned.
+        Err(CandidateError::ExtensionValue(match name {
+            "generation" => "generation",
+            "network-id" => "network-id",
+            "network-cost" => "network-cost",
+            "tcptype" => "tcptype",
+            _ => "ufrag",
+        }))
+    }
+}
+
+/// Splits on single spaces and remembers whether an empty field was seen, so that a doubled
+/// space is an error rather than a silently skipped field.
+struct Fields<'a> {
+    rest: &'a str,
+    empty_field: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn new(rest: &'a str) -> Self {
+        Self {
+            rest,
+            empty_field: false,
+        }
+    }
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (field, rest) = self.rest.split_byte(b' ').unwrap_or((self.rest, ""));
+        // A space at the very end leaves an empty `rest` behind a split; count that too.
+        if field.is_empty() || (rest.is_empty() && self.rest.len() != field.len()) {
+            self.empty_field = true;
+        }
+        self.rest = rest;
+        if field.is_empty() {
+            None
+        } else {
+            Some(field)
+        }
+    }
+}
+
+/// `ice-char = ALPHA / DIGIT / "+" / "/"` (RFC 8839 §5.1).
+pub(crate) fn is_ice_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'+' || byte == b'/'
+}
+
+/// A connection address: an IPv4 or IPv6 literal or a host name. We check the character set
+/// only; resolving or range-checking addresses is the ICE agent's business.
+fn is_address(field: &str) -> bool {
+    !field.is_empty()
+        && field
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b':' | b'-' | b'_' | b'%'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "candidate:2543964205 1 udp 2122260223 127.0.0.1 57526 typ host \
+                        generation 0 network-id 1 network-cost 50";
+
+    #[test]
+    fn parses_chromium_host_candidate() {
+        let candidate = parse_candidate(HOST).unwrap();
+        assert_eq!(candidate.foundation, "2543964205");
+        assert_eq!(candidate.component, 1);
+        assert_eq!(candidate.transport, "udp");
+        assert_eq!(candidate.priority, 2122260223);
+        assert_eq!(candidate.address, "127.0.0.1");
+        assert_eq!(candidate.port, 57526);
+        assert_eq!(candidate.kind, CandidateKind::Host);
+        assert_eq!(candidate.related_address, None);
+        assert_eq!(candidate.generation(), Some(0));
+        assert_eq!(candidate.network_id(), Some(1));
+        assert_eq!(candidate.network_cost(), Some(50));
+        assert_eq!(candidate.tcp_type(), None);
+        assert_eq!(candidate.ufrag(), None);
+        assert_eq!(candidate.extensions, "generation 0 network-id 1 network-cost 50");
+    }
+
+    #[test]
+    fn accepts_three_prefix_forms() {
+        let bare = HOST.strip_prefix("candidate:").unwrap();
+        let with_a = format!("a={HOST}\r\n");
+        for text in [HOST, bare, with_a.as_str()] {
+            assert_eq!(parse_candidate(text).unwrap(), parse_candidate(HOST).unwrap());
+        }
+    }
+
+    #[test]
+    fn parses_relay_with_related_address_and_tcp() {
+        let text = "candidate:1 1 udp 255 192.0.2.100 12100 typ relay raddr 198.51.100.100 rport 11100";
+        let candidate = parse_candidate(text).unwrap();
+        assert_eq!(candidate.kind, CandidateKind::Relayed);
+        assert_eq!(candidate.related_address, Some("198.51.100.100"));
+        assert_eq!(candidate.related_port, Some(11100));
+        assert_eq!(candidate.extensions, "");
+
+        let text = "candidate:3916313269 1 tcp 1518280447 ::1 9 typ host tcptype active \
+                    generation 0 ufrag si0G network-id 1";
+        let candidate = parse_candidate(text).unwrap();
+        assert_eq!(candidate.tcp_type(), Some(TcpType::Active));
+        assert_eq!(candidate.ufrag(), Some("si0G"));
+        assert_eq!(candidate.address, "::1");
+        let pairs: Vec<_> = candidate.extension_pairs().collect();
+        assert_eq!(pairs[0], ("tcptype", "active"));
+        assert_eq!(pairs.len(), 4);
+
+        let mdns = "candidate:1 1 UDP 2114977791 4bb8a6c1-1d9a-4a6c-a8a5-0a3a3c2f1e1f.local \
+                    48073 typ host";
+        assert!(parse_candidate(mdns).is_ok());
+        let srflx = "candidate:8 1 udp 1686052607 203.0.113.7 3478 typ srflx raddr 0.0.0.0 rport 0";
+        assert_eq!(parse_candidate(srflx).unwrap().kind, CandidateKind::ServerReflexive);
+        let prflx = "candidate:9 1 udp 1 10.0.0.1 1 typ prflx";
+        assert_eq!(parse_candidate(prflx).unwrap().kind, CandidateKind::PeerReflexive);
+    }
+
+    #[test]
+    fn rejects_each_bad_field() {
+        let cases = [
+            ("", CandidateError::Empty),
+            ("candidate:", CandidateError::Empty),
+            ("a=candidate:", CandidateError::Empty),
+            ("x*y 1 udp 1 1.2.3.4 1 typ host", CandidateError::Foundation),
+            (
+                "123456789012345678901234567890123 1 udp 1 1.2.3.4 1 typ host",
+                CandidateError::Foundation,
+            ),
+            ("1 0 udp 1 1.2.3.4 1 typ host", CandidateError::Component),
+            ("1 257 udp 1 1.2.3.4 1 typ host", CandidateError::Component),
+            ("1 x udp 1 1.2.3.4 1 typ host", CandidateError::Component),
+            ("1 1", CandidateError::Transport),
+            ("1 1 udp 4294967296 1.2.3.4 1 typ host", CandidateError::Priority),
+            ("1 1 udp -1 1.2.3.4 1 typ host", CandidateError::Priority),
+            ("1 1 udp 1 1.2.3.4/8 1 typ host", CandidateError::Address),
+            ("1 1 udp 1 1.2.3.4 65536 typ host", CandidateError::Port),
+            ("1 1 udp 1 1.2.3.4 1 type host", CandidateError::MissingTyp),
+            ("1 1 udp 1 1.2.3.4 1", CandidateError::MissingTyp),
+            ("1 1 udp 1 1.2.3.4 1 typ cloud", CandidateError::Type),
+            ("1 1 udp 1 1.2.3.4 1 typ srflx raddr", CandidateError::RelatedAddress),
+            ("1 1 udp 1 1.2.3.4 1 typ srflx raddr 1.2.3.4 rport x", CandidateError::RelatedPort),
+            ("1 1 udp 1 1.2.3.4 1 typ host generation", CandidateError::ExtensionWithoutValue),
+            (
+                "1 1 udp 1 1.2.3.4 1 typ host generation x",
+                CandidateError::ExtensionValue("generation"),
+            ),
+            (
+                "1 1 udp 1 1.2.3.4 1 typ host tcptype sideways",
+                CandidateError::ExtensionValue("tcptype"),
+            ),
+            ("1 1 udp 1 1.2.3.4 1 typ host ", CandidateError::EmptyField),
+            ("1 1  udp 1 1.2.3.4 1 typ host", CandidateError::Transport),
+            ("1 1 udp 1 1.2.3.4 1 typ host a  b", CandidateError::EmptyField),
+        ];
+        for (text, error) in cases {
+            assert_eq!(parse_candidate(text), Err(error), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_extensions_are_kept_in_order() {
+        let text = "1 1 udp 1 1.2.3.4 1 typ host foo bar generation 2 baz qux";
+        let candidate = parse_candidate(text).unwrap();
+        assert_eq!(candidate.extensions, "foo bar generation 2 baz qux");
+        assert_eq!(candidate.extension("baz"), Some("qux"));
+        assert_eq!(candidate.generation(), Some(2));
+    }
+}
