@@ -4,4 +4,5 @@
 
 pub mod http;
 pub mod signal;
+pub mod stun;
 pub mod ws;

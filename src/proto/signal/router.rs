@@ -509,6 +509,24 @@ impl Router {
         self.parser = parser;
     }
 
+    /// Relays an already-validated targeted frame: the zero-copy path that
+    /// [`Router::handle_text`] takes after parsing. Public so benchmarks can measure the relay
+    /// apart from JSON validation; the shard never calls it directly.
+    #[doc(hidden)]
+    pub fn relay_validated(
+        &mut self,
+        from: SessionId,
+        target: SessionId,
+        text: &[u8],
+        sink: &mut impl Sink,
+    ) {
+        let from_text = from.encode();
+        let prefix = from_prefix(&from_text);
+        let rest = &text[after_open_brace(text)..];
+        self.counters.relayed += 1;
+        self.deliver(target, &[&prefix, rest], Bounce::To(from, None), sink);
+    }
+
     fn dispatch(
         &mut self,
         id: SessionId,

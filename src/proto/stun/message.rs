@@ -508,7 +508,7 @@ impl<'a> StunMessage<'a> {
 
 /// Builds an HMAC; HMAC takes keys of any length, so this cannot fail.
 pub(crate) fn new_hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8]) -> M {
-    match <M as Mac>::new_from_slice(key) {
+    match <M as hmac::digest::KeyInit>::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC accepts keys of any length"),
     }
