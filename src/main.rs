@@ -132,16 +132,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(cfg: &Config) -> ExitCode {
-    let running = match server::start(cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "start failed");
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(addr = %running.local_addr, driver = running.driver.as_str(), version = env!("CARGO_PKG_VERSION"), "switchboard started");
-    let shared = running.shared.clone();
+    // Handlers go in before the listeners open, so a stop that arrives as soon as the
+    // service is reachable still drains instead of killing the process.
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -152,6 +144,16 @@ fn serve(cfg: &Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let running = match server::start(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "start failed");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %running.local_addr, driver = running.driver.as_str(), version = env!("CARGO_PKG_VERSION"), "switchboard started");
+    let shared = running.shared.clone();
     let handle = signals.handle();
     std::thread::Builder::new()
         .name("signals".into())

@@ -1,0 +1,55 @@
+//! Arbitrary bytes through the STUN parser, the stream framing and the
+//! Binding responder in each of its modes. Nothing may panic, and whatever
+//! the responder answers must itself parse.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use switchboard::proto::stun::{
+    frame_len, Frames, Responder, ResponderConfig, Response, Rfc5780Config, ShortTermCredentials,
+    StunMessage, RESPONSE_BYTES_MAX,
+};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(message) = StunMessage::parse(data) {
+        for raw in message.attributes() {
+            assert!(message.get(raw.attr_type).is_some());
+        }
+        let _ = message.verify_integrity(b"password");
+        let _ = message.verify_integrity_sha256(b"password");
+        let _ = message.verify_fingerprint();
+    }
+    let _ = frame_len(data);
+    let mut frames = Frames::new(data);
+    for frame in frames.by_ref() {
+        let _ = StunMessage::parse(frame);
+    }
+    assert!(frames.consumed() <= data.len());
+
+    let primary = "192.0.2.1:3478".parse().expect("address");
+    let alternate = "192.0.2.2:3479".parse().expect("address");
+    let source = "198.51.100.7:40000".parse().expect("address");
+    let configs = [
+        ResponderConfig::default(),
+        ResponderConfig {
+            software: Some("fuzz".into()),
+            mapped_address: true,
+            rfc5780: Some(Rfc5780Config { primary, alternate }),
+            credentials: None,
+        },
+        ResponderConfig {
+            credentials: Some(ShortTermCredentials {
+                username: "user:peer".into(),
+                password: b"password".to_vec(),
+            }),
+            ..ResponderConfig::default()
+        },
+    ];
+    let mut out = [0u8; RESPONSE_BYTES_MAX];
+    for config in configs {
+        let responder = Responder::new(config);
+        if let Response::Send(reply) = responder.respond(data, source, primary, &mut out) {
+            StunMessage::parse(&out[..reply.len]).expect("the responder writes valid STUN");
+        }
+    }
+});

@@ -1,0 +1,120 @@
+//! The binary as an operator runs it: start-up logs, the epoll fallback when io_uring cannot
+//! start, and a graceful drain on SIGTERM observed by a connected client.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Starts `cmd`, returns the child, its bound address and the log lines seen until then.
+fn start(mut cmd: Command) -> (Child, SocketAddr, Vec<String>, mpsc::Receiver<String>) {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn switchboard");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no start-up line; saw {lines:?}"));
+        lines.push(line.clone());
+        if line.contains("switchboard started") {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON logs");
+            let addr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
+            return (child, addr, lines, rx);
+        }
+    }
+}
+
+fn serve_args(cmd: &mut Command) {
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--shards",
+        "2",
+        "--log-format",
+        "json",
+    ]);
+}
+
+#[test]
+fn falls_back_to_epoll_and_says_why() {
+    // A non-root user with no locked memory cannot create io_uring rings here.
+    let bin = env!("CARGO_BIN_EXE_switchboard");
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["prlimit", "--memlock=0:0", "--"])
+        .arg(bin);
+    serve_args(&mut cmd);
+    let (mut child, addr, lines, _rx) = start(cmd);
+    let fallback = lines
+        .iter()
+        .find(|l| l.contains("running on epoll"))
+        .unwrap_or_else(|| panic!("no fallback line in {lines:?}"));
+    assert!(fallback.contains("likely cause"), "{fallback}");
+    assert!(lines
+        .iter()
+        .any(|l| l.contains(r#""driver":"epoll""#) && l.contains("switchboard started")));
+    let r = common::http(addr, "GET /healthz HTTP/1.1\r\n\r\n");
+    assert!(r.ends_with("ok\n"), "{r}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn uring_required_fails_loudly_where_it_cannot_start() {
+    let bin = env!("CARGO_BIN_EXE_switchboard");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["prlimit", "--memlock=0:0", "--"])
+        .arg(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--driver", "uring"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("io_uring was required"), "{err}");
+}
+
+#[test]
+fn sigterm_drains_connected_clients() {
+    for driver in ["epoll", "uring"] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        serve_args(&mut cmd);
+        cmd.args(["--driver", driver]);
+        let (mut child, addr, lines, rx) = start(cmd);
+        assert!(lines
+            .iter()
+            .any(|l| l.contains(&format!(r#""driver":"{driver}""#))));
+        let mut s = common::raw_upgrade(addr, "/v1/signal");
+        s.write_all(&common::client_frame(0x81, br#"{"type":"ping"}"#))
+            .unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // The client sees its welcome and pong, then a 1001 close; it answers the close.
+        assert_eq!(common::read_close_code(&mut s), Some(1001), "{driver}");
+        s.write_all(&common::client_frame(0x88, &1001u16.to_be_bytes()))
+            .unwrap();
+        let exit = child.wait().unwrap();
+        assert!(exit.success(), "{driver}: {exit}");
+        // The reader thread forwards the last lines once the pipe closes.
+        let rest: Vec<String> =
+            std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(5)).ok()).collect();
+        assert!(rest.iter().any(|l| l.contains("draining")), "{rest:?}");
+        assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    }
+}
