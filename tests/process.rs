@@ -24,9 +24,11 @@ fn start(mut cmd: Command) -> (Child, SocketAddr, Vec<String>, mpsc::Receiver<St
     });
     let mut lines = Vec::new();
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no start-up line; saw {lines:?}"));
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no start-up line; saw {lines:?}");
+        };
         lines.push(line.clone());
         if line.contains("switchboard started") {
             let v: serde_json::Value = serde_json::from_str(&line).expect("JSON logs");

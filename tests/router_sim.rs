@@ -327,7 +327,7 @@ fn ten_thousand_sessions_random_order_keep_invariants() {
         let k = sim.rng.below(live.len());
         let i = live.swap_remove(k);
         sim.close(i);
-        if live.len() % 97 == 0 {
+        if live.len().is_multiple_of(97) {
             sim.quiesce();
             sim.check_views();
         }

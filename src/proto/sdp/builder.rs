@@ -9,12 +9,30 @@ use super::candidate::Candidate;
 use super::parser::{rank, Attribute, Line, LineEnding, MediaLine, Origin, Sdp, RANK_TIMING};
 
 impl Sdp<'_> {
-    /// Appends the description to `out` with the line ending of the parsed text, and returns
+    /// Appends the description to `out` with the line ending of its first line, and returns
     /// the number of bytes written.
     ///
-    /// Parsing the output gives the same typed lines. The bytes are the input's own when the
-    /// input used one line ending throughout and wrote numbers without leading zeros.
+    /// The lines were checked by [`Sdp::parse`] and are copied as they are, so the output is
+    /// the input's bytes whenever the input used one line ending throughout and had no
+    /// trailing blank line.
     pub fn write_to(&self, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
+        let line_ending = self.line_ending().as_bytes();
+        let mut lines = self.lines();
+        while let Some((_, line)) = lines.next_raw() {
+            if line.is_empty() {
+                break;
+            }
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(line_ending);
+        }
+        out.len() - start
+    }
+
+    /// Like [`write_to`](Self::write_to), but writes every line from its typed form, as
+    /// [`SdpBuilder`] does: numbers come out in canonical form (no leading zeros), everything
+    /// else as written. Slower; it proves the typed views lose nothing.
+    pub fn write_typed_to(&self, out: &mut Vec<u8>) -> usize {
         let start = out.len();
         let line_ending = self.line_ending().as_bytes();
         for (_, line) in self.lines() {
@@ -105,13 +123,20 @@ impl<'o> SdpBuilder<'o> {
     /// second `v=`): that is a bug in the caller, not bad input.
     pub fn line(&mut self, line: &Line<'_>) -> &mut Self {
         let letter = line.letter();
-        let (rank, repeats) = rank(letter, self.in_media).unwrap_or_else(|| {
-            panic!("SdpBuilder: {}= is not allowed here", char::from(letter))
-        });
+        let (rank, repeats) = rank(letter, self.in_media)
+            .unwrap_or_else(|| panic!("SdpBuilder: {}= is not allowed here", char::from(letter)));
         if !self.in_media && rank > RANK_TIMING && self.rank < RANK_TIMING {
-            write_line(self.out, &Line::Timing(Default::default()), self.line_ending);
+            write_line(
+                self.out,
+                &Line::Timing(Default::default()),
+                self.line_ending,
+            );
             self.rank = RANK_TIMING;
         }
+        assert!(
+            letter != b'r' || self.rank == RANK_TIMING,
+            "SdpBuilder: r= must follow a t= line"
+        );
         let first = self.out.len() == self.start;
         assert!(
             first || rank > self.rank || (rank == self.rank && repeats),
@@ -139,7 +164,11 @@ impl<'o> SdpBuilder<'o> {
     /// Ends the description and returns the number of bytes written.
     pub fn finish(self) -> usize {
         if !self.in_media && self.rank < RANK_TIMING {
-            write_line(self.out, &Line::Timing(Default::default()), self.line_ending);
+            write_line(
+                self.out,
+                &Line::Timing(Default::default()),
+                self.line_ending,
+            );
         }
         self.out.len() - self.start
     }
@@ -393,8 +422,8 @@ fn write_u64(out: &mut Vec<u8>, mut value: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::parser::{Direction, Fingerprint, Group, Rtpmap, Setup};
+    use super::*;
 
     fn origin() -> Origin<'static> {
         Origin {
@@ -470,7 +499,10 @@ mod tests {
         );
         let sdp = Sdp::parse(text).unwrap();
         assert_eq!(sdp.line_ending(), LineEnding::Lf);
-        assert_eq!(sdp.media_by_mid("a1").unwrap().direction(), Direction::SendOnly);
+        assert_eq!(
+            sdp.media_by_mid("a1").unwrap().direction(),
+            Direction::SendOnly
+        );
     }
 
     #[test]

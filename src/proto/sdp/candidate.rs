@@ -347,9 +347,9 @@ pub(crate) fn is_ice_char(byte: u8) -> bool {
 /// only; resolving or range-checking addresses is the ICE agent's business.
 fn is_address(field: &str) -> bool {
     !field.is_empty()
-        && field
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b':' | b'-' | b'_' | b'%'))
+        && field.bytes().all(|byte| {
+            byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b':' | b'-' | b'_' | b'%')
+        })
 }
 
 #[cfg(test)]
@@ -375,7 +375,10 @@ mod tests {
         assert_eq!(candidate.network_cost(), Some(50));
         assert_eq!(candidate.tcp_type(), None);
         assert_eq!(candidate.ufrag(), None);
-        assert_eq!(candidate.extensions, "generation 0 network-id 1 network-cost 50");
+        assert_eq!(
+            candidate.extensions,
+            "generation 0 network-id 1 network-cost 50"
+        );
     }
 
     #[test]
@@ -383,13 +386,17 @@ mod tests {
         let bare = HOST.strip_prefix("candidate:").unwrap();
         let with_a = format!("a={HOST}\r\n");
         for text in [HOST, bare, with_a.as_str()] {
-            assert_eq!(parse_candidate(text).unwrap(), parse_candidate(HOST).unwrap());
+            assert_eq!(
+                parse_candidate(text).unwrap(),
+                parse_candidate(HOST).unwrap()
+            );
         }
     }
 
     #[test]
     fn parses_relay_with_related_address_and_tcp() {
-        let text = "candidate:1 1 udp 255 192.0.2.100 12100 typ relay raddr 198.51.100.100 rport 11100";
+        let text =
+            "candidate:1 1 udp 255 192.0.2.100 12100 typ relay raddr 198.51.100.100 rport 11100";
         let candidate = parse_candidate(text).unwrap();
         assert_eq!(candidate.kind, CandidateKind::Relayed);
         assert_eq!(candidate.related_address, Some("198.51.100.100"));
@@ -410,9 +417,15 @@ mod tests {
                     48073 typ host";
         assert!(parse_candidate(mdns).is_ok());
         let srflx = "candidate:8 1 udp 1686052607 203.0.113.7 3478 typ srflx raddr 0.0.0.0 rport 0";
-        assert_eq!(parse_candidate(srflx).unwrap().kind, CandidateKind::ServerReflexive);
+        assert_eq!(
+            parse_candidate(srflx).unwrap().kind,
+            CandidateKind::ServerReflexive
+        );
         let prflx = "candidate:9 1 udp 1 10.0.0.1 1 typ prflx";
-        assert_eq!(parse_candidate(prflx).unwrap().kind, CandidateKind::PeerReflexive);
+        assert_eq!(
+            parse_candidate(prflx).unwrap().kind,
+            CandidateKind::PeerReflexive
+        );
     }
 
     #[test]
@@ -430,16 +443,28 @@ mod tests {
             ("1 257 udp 1 1.2.3.4 1 typ host", CandidateError::Component),
             ("1 x udp 1 1.2.3.4 1 typ host", CandidateError::Component),
             ("1 1", CandidateError::Transport),
-            ("1 1 udp 4294967296 1.2.3.4 1 typ host", CandidateError::Priority),
+            (
+                "1 1 udp 4294967296 1.2.3.4 1 typ host",
+                CandidateError::Priority,
+            ),
             ("1 1 udp -1 1.2.3.4 1 typ host", CandidateError::Priority),
             ("1 1 udp 1 1.2.3.4/8 1 typ host", CandidateError::Address),
             ("1 1 udp 1 1.2.3.4 65536 typ host", CandidateError::Port),
             ("1 1 udp 1 1.2.3.4 1 type host", CandidateError::MissingTyp),
             ("1 1 udp 1 1.2.3.4 1", CandidateError::MissingTyp),
             ("1 1 udp 1 1.2.3.4 1 typ cloud", CandidateError::Type),
-            ("1 1 udp 1 1.2.3.4 1 typ srflx raddr", CandidateError::RelatedAddress),
-            ("1 1 udp 1 1.2.3.4 1 typ srflx raddr 1.2.3.4 rport x", CandidateError::RelatedPort),
-            ("1 1 udp 1 1.2.3.4 1 typ host generation", CandidateError::ExtensionWithoutValue),
+            (
+                "1 1 udp 1 1.2.3.4 1 typ srflx raddr",
+                CandidateError::RelatedAddress,
+            ),
+            (
+                "1 1 udp 1 1.2.3.4 1 typ srflx raddr 1.2.3.4 rport x",
+                CandidateError::RelatedPort,
+            ),
+            (
+                "1 1 udp 1 1.2.3.4 1 typ host generation",
+                CandidateError::ExtensionWithoutValue,
+            ),
             (
                 "1 1 udp 1 1.2.3.4 1 typ host generation x",
                 CandidateError::ExtensionValue("generation"),
@@ -450,7 +475,10 @@ mod tests {
             ),
             ("1 1 udp 1 1.2.3.4 1 typ host ", CandidateError::EmptyField),
             ("1 1  udp 1 1.2.3.4 1 typ host", CandidateError::Transport),
-            ("1 1 udp 1 1.2.3.4 1 typ host a  b", CandidateError::EmptyField),
+            (
+                "1 1 udp 1 1.2.3.4 1 typ host a  b",
+                CandidateError::EmptyField,
+            ),
         ];
         for (text, error) in cases {
             assert_eq!(parse_candidate(text), Err(error), "{text:?}");

@@ -51,7 +51,7 @@ pub use candidate::{
 pub use error::{CandidateError, SdpError, SdpErrorKind};
 pub use parser::{
     Attribute, Attributes, Bandwidth, Connection, Direction, Extmap, Fingerprint, Fmtp, Group,
-    Line, Lines, LineEnding, MediaLine, MediaSection, Msid, Origin, Rid, RtcpFb, Rtpmap, Sdp,
+    Line, LineEnding, Lines, MediaLine, MediaSection, Msid, Origin, Rid, RtcpFb, Rtpmap, Sdp,
     Setup, Simulcast, Ssrc, SsrcGroup, Timing, ATTRIBUTES_MAX, MEDIA_SECTIONS_MAX, TEXT_BYTES_MAX,
 };
 pub use validate::{validate, validate_parsed, SdpKind, SdpLimits};

@@ -476,11 +476,10 @@ impl<'a> Attribute<'a> {
 
     /// Parses the text after `a=`.
     pub fn parse(text: &'a str) -> Result<Self, SdpErrorKind> {
-        // One pass finds the `:`, checks the name's characters and packs it into a key:
-        // matching a packed integer compiles to a few comparisons, where a `match` on `&str`
-        // calls `memcmp` once per arm, which was the largest cost of parsing an offer.
+        // Find the `:` while checking the name's characters, then pack the name into an
+        // integer: matching a packed integer compiles to a few comparisons, where a `match` on
+        // `&str` calls `memcmp` once per arm, which was the largest cost of parsing an offer.
         let bytes = text.as_bytes();
-        let mut key = 0u128;
         let mut name_len = 0;
         while let Some(&byte) = bytes.get(name_len) {
             if byte == b':' {
@@ -489,7 +488,6 @@ impl<'a> Attribute<'a> {
             if !TOKEN_CHARS[usize::from(byte)] {
                 return Err(SdpErrorKind::AttributeName);
             }
-            key = (key << 8) | u128::from(byte);
             name_len += 1;
         }
         if name_len == 0 {
@@ -497,7 +495,7 @@ impl<'a> Attribute<'a> {
         }
         let name = &text[..name_len];
         let value = text.get(name_len + 1..);
-        let key = if name_len <= 16 { key } else { 0 };
+        let key = name_key(name.as_bytes());
         Ok(match key {
             KEY_MID => Self::Mid(token_value(value, "mid")?),
             KEY_ICE_UFRAG => Self::IceUfrag(ice_value(value, "ice-ufrag")?),
@@ -530,7 +528,9 @@ impl<'a> Attribute<'a> {
             KEY_CANDIDATE => Self::Candidate(
                 parse_candidate_value(value.unwrap_or("")).map_err(SdpErrorKind::Candidate)?,
             ),
-            _ if name == "end-of-candidates" => flag(value, "end-of-candidates", Self::EndOfCandidates)?,
+            _ if name == "end-of-candidates" => {
+                flag(value, "end-of-candidates", Self::EndOfCandidates)?
+            }
             KEY_SENDRECV => flag(value, "sendrecv", Self::Direction(Direction::SendRecv))?,
             KEY_SENDONLY => flag(value, "sendonly", Self::Direction(Direction::SendOnly))?,
             KEY_RECVONLY => flag(value, "recvonly", Self::Direction(Direction::RecvOnly))?,
@@ -543,16 +543,20 @@ impl<'a> Attribute<'a> {
     }
 }
 
-/// Packs a name of at most 16 bytes into an integer, first byte highest. Token names hold
-/// no NUL byte, so names of different lengths never share a key.
+/// Packs a name into an integer: its bytes, zero-padded to 16, read big-endian. Token names
+/// hold no NUL byte, so two names share a key only if they are equal; names longer than 16
+/// bytes all get key 0 and are told apart by comparing text.
 const fn name_key(name: &[u8]) -> u128 {
-    let mut key = 0u128;
+    if name.len() > 16 {
+        return 0;
+    }
+    let mut padded = [0u8; 16];
     let mut index = 0;
     while index < name.len() {
-        key = (key << 8) | name[index] as u128;
+        padded[index] = name[index];
         index += 1;
     }
-    key
+    u128::from_be_bytes(padded)
 }
 
 const KEY_MID: u128 = name_key(b"mid");
@@ -690,7 +694,11 @@ fn parse_msid(value: Option<&str>) -> Result<Msid<'_>, SdpErrorKind> {
         None
     } else {
         scan.expect(b' ').ok_or(ERROR)?;
-        Some(scan.token_until(b' ').filter(|_| scan.is_done()).ok_or(ERROR)?)
+        Some(
+            scan.token_until(b' ')
+                .filter(|_| scan.is_done())
+                .ok_or(ERROR)?,
+        )
     };
     Ok(Msid {
         stream_id,
@@ -704,12 +712,19 @@ fn parse_rtpmap(value: Option<&str>) -> Result<Rtpmap<'_>, SdpErrorKind> {
     scan.expect(b' ').ok_or(ERROR)?;
     let encoding_name = scan.token_until(b'/').ok_or(ERROR)?;
     scan.expect(b'/').ok_or(ERROR)?;
-    let clock_rate = scan.number().and_then(|rate| u32::try_from(rate).ok()).ok_or(ERROR)?;
+    let clock_rate = scan
+        .number()
+        .and_then(|rate| u32::try_from(rate).ok())
+        .ok_or(ERROR)?;
     let encoding_params = if scan.is_done() {
         None
     } else {
         scan.expect(b'/').ok_or(ERROR)?;
-        Some(scan.token_until(b' ').filter(|_| scan.is_done()).ok_or(ERROR)?)
+        Some(
+            scan.token_until(b' ')
+                .filter(|_| scan.is_done())
+                .ok_or(ERROR)?,
+        )
     };
     Ok(Rtpmap {
         payload_type,
@@ -734,7 +749,10 @@ fn parse_rtcp_fb(value: Option<&str>) -> Result<RtcpFb<'_>, SdpErrorKind> {
     let mut scan = Scanner::new(value.ok_or(ERROR)?);
     let format = match scan.peek() {
         Some(b'*') => scan.take(1),
-        _ => scan.digits().filter(|digits| parse_u16(digits).is_some()).ok_or(ERROR)?,
+        _ => scan
+            .digits()
+            .filter(|digits| parse_u16(digits).is_some())
+            .ok_or(ERROR)?,
     };
     scan.expect(b' ').ok_or(ERROR)?;
     let kind = scan.token_until(b' ').ok_or(ERROR)?;
@@ -756,7 +774,10 @@ fn parse_rtcp_fb(value: Option<&str>) -> Result<RtcpFb<'_>, SdpErrorKind> {
 fn parse_extmap(value: Option<&str>) -> Result<Extmap<'_>, SdpErrorKind> {
     const ERROR: SdpErrorKind = SdpErrorKind::AttributeValue("extmap");
     let mut scan = Scanner::new(value.ok_or(ERROR)?);
-    let id = scan.number().and_then(|id| u16::try_from(id).ok()).ok_or(ERROR)?;
+    let id = scan
+        .number()
+        .and_then(|id| u16::try_from(id).ok())
+        .ok_or(ERROR)?;
     let direction = if scan.peek() == Some(b'/') {
         scan.take(1);
         let direction = scan.token_until(b' ').ok_or(ERROR)?;
@@ -783,7 +804,10 @@ fn parse_extmap(value: Option<&str>) -> Result<Extmap<'_>, SdpErrorKind> {
 fn parse_ssrc(value: Option<&str>) -> Result<Ssrc<'_>, SdpErrorKind> {
     const ERROR: SdpErrorKind = SdpErrorKind::AttributeValue("ssrc");
     let mut scan = Scanner::new(value.ok_or(ERROR)?);
-    let ssrc = scan.number().and_then(|ssrc| u32::try_from(ssrc).ok()).ok_or(ERROR)?;
+    let ssrc = scan
+        .number()
+        .and_then(|ssrc| u32::try_from(ssrc).ok())
+        .ok_or(ERROR)?;
     scan.expect(b' ').ok_or(ERROR)?;
     let attribute = scan.token_until(b':').ok_or(ERROR)?;
     let value = if scan.is_done() {
@@ -814,9 +838,7 @@ fn parse_rid(value: Option<&str>) -> Result<Rid<'_>, SdpErrorKind> {
         Some((direction, params)) => (direction, Some(params)),
         None => (rest, None),
     };
-    if !is_rid_id(id)
-        || !matches!(direction, "send" | "recv")
-        || params.is_some_and(str::is_empty)
+    if !is_rid_id(id) || !matches!(direction, "send" | "recv") || params.is_some_and(str::is_empty)
     {
         return Err(ERROR);
     }
@@ -1066,20 +1088,42 @@ impl<'a> Lines<'a> {
     }
 
     /// The next line as its number and its text without the line ending.
-    fn next_raw(&mut self) -> Option<(u32, &'a str)> {
+    pub(crate) fn next_raw(&mut self) -> Option<(u32, &'a str)> {
+        self.next_checked().map(|(number, line, _)| (number, line))
+    }
+
+    /// The next line, and whether it is clean: free of NUL and of any CR but the one of its
+    /// CRLF ending. RFC 8866 allows neither inside a line, and a stray CR would turn into a
+    /// line break when the line is written back with a CRLF ending.
+    fn next_checked(&mut self) -> Option<(u32, &'a str, bool)> {
         let rest = self.text.get(self.position..)?;
         if rest.is_empty() {
             return None;
         }
-        let (line, advance) = match find_newline(rest.as_bytes()) {
-            Some(end) => (&rest[..end], end + 1),
-            None => (rest, rest.len()),
+        let bytes = rest.as_bytes();
+        let (line, advance, clean) = match find_line_break(bytes) {
+            Some(end) => match (bytes[end], bytes.get(end + 1)) {
+                (b'\n', _) => (&rest[..end], end + 1, true),
+                (b'\r', Some(b'\n')) => (&rest[..end], end + 2, true),
+                // A CR that ends the text ends its last line.
+                (b'\r', None) => (&rest[..end], end + 1, true),
+                // A lone CR or a NUL: cut the line at the next LF and report it.
+                _ => {
+                    let end = find_line_break_lf(bytes).unwrap_or(bytes.len());
+                    (&rest[..end], (end + 1).min(bytes.len()), false)
+                }
+            },
+            None => (rest, rest.len(), true),
         };
-        let line = line.strip_suffix('\r').unwrap_or(line);
         self.position += advance;
         self.number += 1;
-        Some((self.number, line))
+        Some((self.number, line, clean))
     }
+}
+
+/// Finds the next LF, for cutting a line that is already known to be bad.
+fn find_line_break_lf(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&byte| byte == b'\n')
 }
 
 impl<'a> Iterator for Lines<'a> {
@@ -1134,7 +1178,7 @@ impl<'a> Sdp<'a> {
 
         loop {
             let start = cursor.position;
-            let Some((number, line)) = cursor.next_raw() else {
+            let Some((number, line, clean)) = cursor.next_checked() else {
                 break;
             };
             last_number = number;
@@ -1148,7 +1192,7 @@ impl<'a> Sdp<'a> {
                 return Err(SdpError::at(SdpErrorKind::MalformedLine, number));
             }
             let bytes = line.as_bytes();
-            if bytes.len() < 2 || bytes[1] != b'=' {
+            if !clean || bytes.len() < 2 || bytes[1] != b'=' {
                 return Err(SdpError::at(SdpErrorKind::MalformedLine, number));
             }
             let letter = bytes[0];
@@ -1469,21 +1513,29 @@ impl<'a> Attributes<'a> {
     }
 }
 
-impl<'a> Iterator for Attributes<'a> {
-    type Item = Attribute<'a>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a> Attributes<'a> {
+    /// The next attribute's line number and text after `a=`, not parsed.
+    pub(crate) fn next_text(&mut self) -> Option<(u32, &'a str)> {
         loop {
             // Attribute lines are the only ones starting with `a`; skip the others unparsed.
-            let (_, line) = self.lines.next_raw()?;
+            let (number, line) = self.lines.next_raw()?;
             let bytes = line.as_bytes();
             if bytes.len() < 2 {
                 return None;
             }
             if bytes[0] == b'a' {
-                return Some(validated(Attribute::parse(&line[2..])));
+                return Some((number, &line[2..]));
             }
         }
+    }
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = Attribute<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (_, text) = self.next_text()?;
+        Some(validated(Attribute::parse(text)))
     }
 }
 
@@ -1536,28 +1588,30 @@ fn is_number_list(text: &str) -> bool {
     }
 }
 
-/// Finds the first `\n`, eight bytes at a time: lines are long enough that a byte loop was a
-/// fifth of the parse time.
-fn find_newline(bytes: &[u8]) -> Option<usize> {
-    const NEWLINES: u64 = u64::from_le_bytes([b'\n'; 8]);
+/// Finds the first LF, CR or NUL, eight bytes at a time: lines are long enough that a byte
+/// loop was a fifth of the parse time.
+fn find_line_break(bytes: &[u8]) -> Option<usize> {
     const LOW_BITS: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+    const LF: u64 = u64::from_le_bytes([b'\n'; 8]);
+    const CR: u64 = u64::from_le_bytes([b'\r'; 8]);
+    // Flags zero bytes. The classic test may also flag bytes above the first zero, never below
+    // it, so the lowest flag of any of the three tests is exact.
+    let zero_bytes = |word: u64| word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS;
     let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default()) ^ NEWLINES;
-        // A zero byte in `word` is a newline in `chunk`. The classic test may also flag bytes
-        // above the first zero, never below it, so the lowest flag is exact.
-        let zeros = word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS;
-        if zeros != 0 {
-            return Some(offset + (zeros.trailing_zeros() / 8) as usize);
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+        let found = zero_bytes(word ^ LF) | zero_bytes(word ^ CR) | zero_bytes(word);
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
         }
         offset += 8;
     }
     chunks
         .remainder()
         .iter()
-        .position(|&byte| byte == b'\n')
+        .position(|&byte| matches!(byte, b'\n' | b'\r' | 0))
         .map(|index| offset + index)
 }
 

@@ -76,10 +76,25 @@ fn corpus(name: &str) -> &'static str {
         .unwrap()
 }
 
+/// Writes with both writers, checks they agree, and returns the text.
 fn write(sdp: &Sdp<'_>) -> String {
     let mut out = Vec::with_capacity(sdp.text().len());
     let bytes_written = sdp.write_to(&mut out);
     assert_eq!(bytes_written, out.len());
+    let mut typed = Vec::with_capacity(sdp.text().len());
+    let bytes_written = sdp.write_typed_to(&mut typed);
+    assert_eq!(bytes_written, typed.len());
+    assert_eq!(
+        String::from_utf8_lossy(&typed),
+        String::from_utf8_lossy(&out)
+    );
+    String::from_utf8(out).unwrap()
+}
+
+/// Writes from the typed lines only; numbers may come out in canonical form.
+fn write_typed(sdp: &Sdp<'_>) -> String {
+    let mut out = Vec::new();
+    sdp.write_typed_to(&mut out);
     String::from_utf8(out).unwrap()
 }
 
@@ -166,7 +181,11 @@ fn rfc8866_example_fields() {
         ]
     );
     // Not a WebRTC description: the relay refuses it, naming the first m= line.
-    let error = validate(corpus("rfc8866-example"), SdpKind::Offer, &SdpLimits::default());
+    let error = validate(
+        corpus("rfc8866-example"),
+        SdpKind::Offer,
+        &SdpLimits::default(),
+    );
     assert_eq!(error.unwrap_err().to_string(), "line 10: missing ice-ufrag");
 }
 
@@ -180,7 +199,10 @@ fn rfc8829_offer_fields() {
             _ => None,
         })
         .collect();
-    assert_eq!(groups, [("BUNDLE", vec!["a1", "v1"]), ("LS", vec!["a1", "v1"])]);
+    assert_eq!(
+        groups,
+        [("BUNDLE", vec!["a1", "v1"]), ("LS", vec!["a1", "v1"])]
+    );
     let audio = sdp.media_by_mid("a1").unwrap();
     assert_eq!(audio.ice_ufrag(), Some("ETEn"));
     assert_eq!(audio.ice_pwd(), Some("OtSK0WpNtpUjkY4+86js7ZQl"));
@@ -263,7 +285,10 @@ fn attribute_round_trip(text: &str) -> Attribute<'_> {
 #[test]
 fn every_typed_attribute_parses_and_writes_back() {
     assert_eq!(attribute_round_trip("mid:0"), Attribute::Mid("0"));
-    assert_eq!(attribute_round_trip("ice-ufrag:9+Yk"), Attribute::IceUfrag("9+Yk"));
+    assert_eq!(
+        attribute_round_trip("ice-ufrag:9+Yk"),
+        Attribute::IceUfrag("9+Yk")
+    );
     assert_eq!(
         attribute_round_trip("ice-pwd:VlDit2tx9gTAjkGqeqbEfwUe"),
         Attribute::IcePwd("VlDit2tx9gTAjkGqeqbEfwUe")
@@ -274,25 +299,45 @@ fn every_typed_attribute_parses_and_writes_back() {
     );
     assert_eq!(attribute_round_trip("ice-lite"), Attribute::IceLite);
     assert!(matches!(
-        attribute_round_trip("fingerprint:sha-1 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33"),
-        Attribute::Fingerprint(Fingerprint { hash_function: "sha-1", .. })
+        attribute_round_trip(
+            "fingerprint:sha-1 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33"
+        ),
+        Attribute::Fingerprint(Fingerprint {
+            hash_function: "sha-1",
+            ..
+        })
     ));
-    assert_eq!(attribute_round_trip("setup:passive"), Attribute::Setup(Setup::Passive));
+    assert_eq!(
+        attribute_round_trip("setup:passive"),
+        Attribute::Setup(Setup::Passive)
+    );
     assert_eq!(
         attribute_round_trip("group:BUNDLE 0 1"),
-        Attribute::Group(Group { semantics: "BUNDLE", tags: "0 1" })
+        Attribute::Group(Group {
+            semantics: "BUNDLE",
+            tags: "0 1"
+        })
     );
     assert_eq!(
         attribute_round_trip("group:BUNDLE"),
-        Attribute::Group(Group { semantics: "BUNDLE", tags: "" })
+        Attribute::Group(Group {
+            semantics: "BUNDLE",
+            tags: ""
+        })
     );
     assert_eq!(
         attribute_round_trip("msid:stream track"),
-        Attribute::Msid(Msid { stream_id: "stream", track_id: Some("track") })
+        Attribute::Msid(Msid {
+            stream_id: "stream",
+            track_id: Some("track")
+        })
     );
     assert_eq!(
         attribute_round_trip("msid:-"),
-        Attribute::Msid(Msid { stream_id: "-", track_id: None })
+        Attribute::Msid(Msid {
+            stream_id: "-",
+            track_id: None
+        })
     );
     assert_eq!(
         attribute_round_trip("rtpmap:111 opus/48000/2"),
@@ -312,14 +357,25 @@ fn every_typed_attribute_parses_and_writes_back() {
     );
     assert_eq!(
         attribute_round_trip("rtcp-fb:96 nack pli"),
-        Attribute::RtcpFb(RtcpFb { format: "96", kind: "nack", param: Some("pli") })
+        Attribute::RtcpFb(RtcpFb {
+            format: "96",
+            kind: "nack",
+            param: Some("pli")
+        })
     );
     assert_eq!(
         attribute_round_trip("rtcp-fb:* transport-cc"),
-        Attribute::RtcpFb(RtcpFb { format: "*", kind: "transport-cc", param: None })
+        Attribute::RtcpFb(RtcpFb {
+            format: "*",
+            kind: "transport-cc",
+            param: None
+        })
     );
     assert_eq!(attribute_round_trip("rtcp-mux"), Attribute::RtcpMux);
-    assert_eq!(attribute_round_trip("rtcp-mux-only"), Attribute::RtcpMuxOnly);
+    assert_eq!(
+        attribute_round_trip("rtcp-mux-only"),
+        Attribute::RtcpMuxOnly
+    );
     assert_eq!(attribute_round_trip("rtcp-rsize"), Attribute::RtcpRsize);
     assert_eq!(
         attribute_round_trip("extmap:2/recvonly urn:x attr"),
@@ -332,13 +388,20 @@ fn every_typed_attribute_parses_and_writes_back() {
     );
     assert_eq!(
         attribute_round_trip("ssrc:3238463566 cname:pN/YyWrvL8tZcGps"),
-        Attribute::Ssrc(Ssrc { ssrc: 3238463566, attribute: "cname", value: Some("pN/YyWrvL8tZcGps") })
+        Attribute::Ssrc(Ssrc {
+            ssrc: 3238463566,
+            attribute: "cname",
+            value: Some("pN/YyWrvL8tZcGps")
+        })
     );
     let Attribute::SsrcGroup(group) = attribute_round_trip("ssrc-group:FID 1 2") else {
         panic!()
     };
     assert_eq!(group.ssrc_list().collect::<Vec<_>>(), [1, 2]);
-    assert_eq!(attribute_round_trip("sctp-port:5000"), Attribute::SctpPort(5000));
+    assert_eq!(
+        attribute_round_trip("sctp-port:5000"),
+        Attribute::SctpPort(5000)
+    );
     assert_eq!(
         attribute_round_trip("max-message-size:262144"),
         Attribute::MaxMessageSize(262144)
@@ -347,7 +410,10 @@ fn every_typed_attribute_parses_and_writes_back() {
         attribute_round_trip("candidate:1 1 UDP 2114977791 127.0.0.1 48073 typ host"),
         Attribute::Candidate(Candidate { port: 48073, .. })
     ));
-    assert_eq!(attribute_round_trip("end-of-candidates"), Attribute::EndOfCandidates);
+    assert_eq!(
+        attribute_round_trip("end-of-candidates"),
+        Attribute::EndOfCandidates
+    );
     for direction in [
         Direction::SendRecv,
         Direction::SendOnly,
@@ -361,24 +427,42 @@ fn every_typed_attribute_parses_and_writes_back() {
     }
     assert_eq!(
         attribute_round_trip("simulcast:send 1;2,~3 recv 4"),
-        Attribute::Simulcast(Simulcast { send: Some("1;2,~3"), recv: Some("4"), recv_first: false })
+        Attribute::Simulcast(Simulcast {
+            send: Some("1;2,~3"),
+            recv: Some("4"),
+            recv_first: false
+        })
     );
     assert_eq!(
         attribute_round_trip("simulcast:recv a send b"),
-        Attribute::Simulcast(Simulcast { send: Some("b"), recv: Some("a"), recv_first: true })
+        Attribute::Simulcast(Simulcast {
+            send: Some("b"),
+            recv: Some("a"),
+            recv_first: true
+        })
     );
     assert_eq!(
         attribute_round_trip("rid:hi send pt=96;max-width=1280"),
-        Attribute::Rid(Rid { id: "hi", direction: "send", params: Some("pt=96;max-width=1280") })
+        Attribute::Rid(Rid {
+            id: "hi",
+            direction: "send",
+            params: Some("pt=96;max-width=1280")
+        })
     );
     assert_eq!(attribute_round_trip("bundle-only"), Attribute::BundleOnly);
     assert_eq!(
         attribute_round_trip("msid-semantic: WMS"),
-        Attribute::Other { name: "msid-semantic", value: Some(" WMS") }
+        Attribute::Other {
+            name: "msid-semantic",
+            value: Some(" WMS")
+        }
     );
     assert_eq!(
         attribute_round_trip("extmap-allow-mixed"),
-        Attribute::Other { name: "extmap-allow-mixed", value: None }
+        Attribute::Other {
+            name: "extmap-allow-mixed",
+            value: None
+        }
     );
 }
 
@@ -389,10 +473,22 @@ fn bad_attribute_values_are_named() {
         ("mid", SdpErrorKind::AttributeValue("mid")),
         ("ice-ufrag:a b", SdpErrorKind::AttributeValue("ice-ufrag")),
         ("ice-pwd:", SdpErrorKind::AttributeValue("ice-pwd")),
-        ("fingerprint:sha-256 AB:CD", SdpErrorKind::AttributeValue("fingerprint")),
-        ("fingerprint:sha-256", SdpErrorKind::AttributeValue("fingerprint")),
-        ("fingerprint:x 0:11", SdpErrorKind::AttributeValue("fingerprint")),
-        ("fingerprint:x GG", SdpErrorKind::AttributeValue("fingerprint")),
+        (
+            "fingerprint:sha-256 AB:CD",
+            SdpErrorKind::AttributeValue("fingerprint"),
+        ),
+        (
+            "fingerprint:sha-256",
+            SdpErrorKind::AttributeValue("fingerprint"),
+        ),
+        (
+            "fingerprint:x 0:11",
+            SdpErrorKind::AttributeValue("fingerprint"),
+        ),
+        (
+            "fingerprint:x GG",
+            SdpErrorKind::AttributeValue("fingerprint"),
+        ),
         ("setup:both", SdpErrorKind::AttributeValue("setup")),
         ("rtpmap:128 x/1", SdpErrorKind::AttributeValue("rtpmap")),
         ("rtpmap:96 opus", SdpErrorKind::AttributeValue("rtpmap")),
@@ -401,11 +497,20 @@ fn bad_attribute_values_are_named() {
         ("extmap:x urn:x", SdpErrorKind::AttributeValue("extmap")),
         ("extmap:1/up urn:x", SdpErrorKind::AttributeValue("extmap")),
         ("ssrc:x cname:y", SdpErrorKind::AttributeValue("ssrc")),
-        ("ssrc-group:FID 1 x", SdpErrorKind::AttributeValue("ssrc-group")),
+        (
+            "ssrc-group:FID 1 x",
+            SdpErrorKind::AttributeValue("ssrc-group"),
+        ),
         ("sctp-port:70000", SdpErrorKind::AttributeValue("sctp-port")),
-        ("max-message-size:-1", SdpErrorKind::AttributeValue("max-message-size")),
+        (
+            "max-message-size:-1",
+            SdpErrorKind::AttributeValue("max-message-size"),
+        ),
         ("simulcast:send", SdpErrorKind::AttributeValue("simulcast")),
-        ("simulcast:send 1 send 2", SdpErrorKind::AttributeValue("simulcast")),
+        (
+            "simulcast:send 1 send 2",
+            SdpErrorKind::AttributeValue("simulcast"),
+        ),
         ("rid:1 both", SdpErrorKind::AttributeValue("rid")),
         ("rtcp-mux:yes", SdpErrorKind::UnexpectedValue("rtcp-mux")),
         ("sendrecv:1", SdpErrorKind::UnexpectedValue("sendrecv")),
@@ -453,24 +558,54 @@ fn errors_carry_their_line_number() {
     assert_eq!(error_of(&with("x=1\r\n")), (K::UnknownLineType, Some(5)));
     assert_eq!(error_of(&with("a\r\n")), (K::MalformedLine, Some(5)));
     assert_eq!(error_of(&with("\r\na=x\r\n")), (K::MalformedLine, Some(5)));
-    assert_eq!(error_of(&with("c=IN IP4 1.2.3.4\r\n")), (K::OutOfOrder, Some(5)));
-    assert_eq!(error_of(&with("a=x\r\nt=0 0\r\n")), (K::OutOfOrder, Some(6)));
-    assert_eq!(error_of(&with("a=x\r\nr=1 2\r\n")), (K::OutOfOrder, Some(6)));
-    assert_eq!(error_of(&with("m=audio 9 RTP/AVP 0\r\ns=x\r\n")), (K::OutOfOrder, Some(6)));
+    assert_eq!(error_of(&with("a=x\ry\r\n")), (K::MalformedLine, Some(5)));
+    assert_eq!(error_of(&with("a=x\r\r\na=y\r\n")), (K::MalformedLine, Some(5)));
+    assert_eq!(error_of(&with("a=x\0\r\n")), (K::MalformedLine, Some(5)));
+    assert_eq!(error_of("v=0\no=\r- 1 1 IN IP4 0.0.0.0\n"), (K::MalformedLine, Some(2)));
+    assert_eq!(
+        error_of(&with("c=IN IP4 1.2.3.4\r\n")),
+        (K::OutOfOrder, Some(5))
+    );
+    assert_eq!(
+        error_of(&with("a=x\r\nt=0 0\r\n")),
+        (K::OutOfOrder, Some(6))
+    );
+    assert_eq!(
+        error_of(&with("a=x\r\nr=1 2\r\n")),
+        (K::OutOfOrder, Some(6))
+    );
+    assert_eq!(
+        error_of(&with("m=audio 9 RTP/AVP 0\r\ns=x\r\n")),
+        (K::OutOfOrder, Some(6))
+    );
     assert_eq!(
         error_of(&with("m=audio 9 RTP/AVP 0\r\na=x\r\nc=IN IP4 0.0.0.0\r\n")),
         (K::OutOfOrder, Some(7))
     );
-    assert_eq!(error_of(&with("m=audio x RTP/AVP 0\r\n")), (K::Media, Some(5)));
-    assert_eq!(error_of(&with("m=audio 9 RTP/AVP\r\n")), (K::Media, Some(5)));
-    assert_eq!(error_of(&with("m=audio 9 RTP/AVP 0\r\nb=AS\r\n")), (K::Bandwidth, Some(6)));
-    assert_eq!(error_of("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0\r\n"), (K::Timing, Some(4)));
+    assert_eq!(
+        error_of(&with("m=audio x RTP/AVP 0\r\n")),
+        (K::Media, Some(5))
+    );
+    assert_eq!(
+        error_of(&with("m=audio 9 RTP/AVP\r\n")),
+        (K::Media, Some(5))
+    );
+    assert_eq!(
+        error_of(&with("m=audio 9 RTP/AVP 0\r\nb=AS\r\n")),
+        (K::Bandwidth, Some(6))
+    );
+    assert_eq!(
+        error_of("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0\r\n"),
+        (K::Timing, Some(4))
+    );
     assert_eq!(
         error_of(&with("m=audio 9 RTP/AVP 0\r\nc=IN IP4\r\n")),
         (K::Connection, Some(6))
     );
     assert_eq!(
-        error_of(&with("m=audio 9 RTP/AVP 0\r\na=candidate:1 1 udp 1 1.2.3.4 x typ host\r\n")),
+        error_of(&with(
+            "m=audio 9 RTP/AVP 0\r\na=candidate:1 1 udp 1 1.2.3.4 x typ host\r\n"
+        )),
         (K::Candidate(CandidateError::Port), Some(6))
     );
     let error = Sdp::parse(&with("a=setup:x\r\n")).unwrap_err();
@@ -483,7 +618,10 @@ fn lf_only_and_mixed_endings_and_trailing_blank_lines() {
     let sdp = Sdp::parse(lf).unwrap();
     assert_eq!(sdp.line_ending(), LineEnding::Lf);
     assert_eq!(sdp.lines_len(), 6);
-    assert_eq!(sdp.media_section(0).unwrap().direction(), Direction::SendOnly);
+    assert_eq!(
+        sdp.media_section(0).unwrap().direction(),
+        Direction::SendOnly
+    );
     assert_eq!(write(&sdp), format!("{lf}\n"));
     let trailing = format!("{MINIMAL}\r\n\r\n");
     let sdp = Sdp::parse(&trailing).unwrap();
@@ -501,7 +639,10 @@ fn limits_are_enforced() {
     }
     assert_eq!(
         error_of(&text),
-        (SdpErrorKind::TooManyMediaSections, Some(5 + MEDIA_SECTIONS_MAX as u32))
+        (
+            SdpErrorKind::TooManyMediaSections,
+            Some(5 + MEDIA_SECTIONS_MAX as u32)
+        )
     );
     let mut text = String::from(MINIMAL);
     for _ in 0..=ATTRIBUTES_MAX {
@@ -509,16 +650,31 @@ fn limits_are_enforced() {
     }
     assert_eq!(
         error_of(&text),
-        (SdpErrorKind::TooManyAttributes, Some(5 + ATTRIBUTES_MAX as u32))
+        (
+            SdpErrorKind::TooManyAttributes,
+            Some(5 + ATTRIBUTES_MAX as u32)
+        )
     );
     let offer = corpus("chromium-av-offer");
-    let small = SdpLimits { bytes_max: 100, lines_max: 2000 };
+    let small = SdpLimits {
+        bytes_max: 100,
+        lines_max: 2000,
+    };
     let error = validate(offer, SdpKind::Offer, &small).unwrap_err();
     assert_eq!((error.kind(), error.line()), (SdpErrorKind::TooLarge, None));
-    let short = SdpLimits { bytes_max: 1 << 20, lines_max: 20 };
+    let short = SdpLimits {
+        bytes_max: 1 << 20,
+        lines_max: 20,
+    };
     let error = validate(offer, SdpKind::Offer, &short).unwrap_err();
     assert_eq!(error.to_string(), "line 21: too many lines");
-    assert_eq!(SdpLimits::default(), SdpLimits { bytes_max: 65536, lines_max: 2000 });
+    assert_eq!(
+        SdpLimits::default(),
+        SdpLimits {
+            bytes_max: 65536,
+            lines_max: 2000
+        }
+    );
 }
 
 /// Replaces the first line that starts with `prefix` (or removes it, with `None`).
@@ -563,16 +719,27 @@ fn validation_requires_credentials_per_transport() {
     );
     // Session-level credentials serve every section.
     let moved = edit(offer, "a=ice-pwd", None);
-    let moved = edit(&moved, "a=extmap-allow-mixed", Some("a=ice-pwd:VlDit2tx9gTAjkGqeqbEfwUe"));
+    let moved = edit(
+        &moved,
+        "a=extmap-allow-mixed",
+        Some("a=ice-pwd:VlDit2tx9gTAjkGqeqbEfwUe"),
+    );
     validate(&moved, SdpKind::Offer, &SdpLimits::default()).unwrap();
 
     // In a BUNDLE group only the first named section needs them.
     let av = corpus("chromium-av-offer");
     let second = av.rfind("a=ice-pwd").unwrap();
-    let bundled = format!("{}{}", &av[..second], &av[second..].replacen("a=ice-pwd", "a=x-pwd", 1));
+    let bundled = format!(
+        "{}{}",
+        &av[..second],
+        &av[second..].replacen("a=ice-pwd", "a=x-pwd", 1)
+    );
     validate(&bundled, SdpKind::Offer, &SdpLimits::default()).unwrap();
     let first = edit(av, "a=ice-pwd", Some("a=x-pwd"));
-    assert_eq!(validation_error(&first, SdpKind::Offer), "line 8: missing ice-pwd");
+    assert_eq!(
+        validation_error(&first, SdpKind::Offer),
+        "line 8: missing ice-pwd"
+    );
     // Outside a group every section needs them.
     let unbundled = edit(&bundled, "a=group:BUNDLE", Some("a=group:LS 0 1"));
     assert!(validation_error(&unbundled, SdpKind::Offer).ends_with("missing ice-pwd"));
@@ -779,16 +946,31 @@ mod properties {
         let Ok(sdp) = Sdp::parse(text) else {
             return;
         };
-        let _ = (sdp.origin(), sdp.session_name(), sdp.connection(), sdp.timing());
+        let _ = (
+            sdp.origin(),
+            sdp.session_name(),
+            sdp.connection(),
+            sdp.timing(),
+        );
         for section in sdp.media() {
             let _ = (section.media_line(), section.mid(), section.is_rejected());
-            let _ = (section.fingerprint().map(|f| f.bytes().count()), section.setup());
+            let _ = (
+                section.fingerprint().map(|f| f.bytes().count()),
+                section.setup(),
+            );
             for candidate in section.candidates() {
-                let _ = (candidate.generation(), candidate.tcp_type(), candidate.ufrag());
+                let _ = (
+                    candidate.generation(),
+                    candidate.tcp_type(),
+                    candidate.ufrag(),
+                );
             }
         }
-        let written = write(&sdp);
-        let again = Sdp::parse(&written).unwrap();
-        assert_eq!(lines_of(&again), lines_of(&sdp));
+        let mut raw = Vec::new();
+        sdp.write_to(&mut raw);
+        let raw = String::from_utf8(raw).unwrap();
+        assert_eq!(lines_of(&Sdp::parse(&raw).unwrap()), lines_of(&sdp));
+        let typed = write_typed(&sdp);
+        assert_eq!(lines_of(&Sdp::parse(&typed).unwrap()), lines_of(&sdp));
     }
 }

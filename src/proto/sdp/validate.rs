@@ -5,7 +5,7 @@
 //! instead of a silent ICE or DTLS failure later.
 
 use super::error::{SdpError, SdpErrorKind};
-use super::parser::{Attribute, Sdp, Setup};
+use super::parser::{Attribute, Attributes, Sdp, Setup, MEDIA_SECTIONS_MAX};
 
 /// Whether a description is an offer or an answer (RFC 3264).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,55 +64,99 @@ pub fn validate(sdp_text: &str, kind: SdpKind, limits: &SdpLimits) -> Result<(),
 }
 
 /// Runs the checks of [`validate`] that follow parsing on an already parsed description.
+///
+/// Each attribute is read once, and the BUNDLE lookups compare mids from a fixed table, so the
+/// cost stays linear in the text even for a description full of sections and groups.
 pub fn validate_parsed(sdp: &Sdp<'_>, kind: SdpKind) -> Result<(), SdpError> {
-    let mut session = Credentials::default();
-    for (number, attribute) in sdp.attributes().numbered() {
+    let mut sections = [Transport::default(); MEDIA_SECTIONS_MAX];
+    let sections = &mut sections[..sdp.media_len()];
+    for (section, transport) in sdp.media().zip(sections.iter_mut()) {
+        let mut attributes = section.attributes();
+        while let Some((number, attribute)) = next_relevant(&mut attributes) {
+            transport.record(attribute);
+            check_setup(number, attribute, kind)?;
+        }
+        transport.line = section.line();
+        transport.rejected = section.media_line().port == 0 && !transport.bundle_only;
+    }
+
+    let mut session = Transport::default();
+    let mut attributes = sdp.attributes();
+    while let Some((number, attribute)) = next_relevant(&mut attributes) {
         session.record(attribute);
         check_setup(number, attribute, kind)?;
-        if let Attribute::Group(group) = attribute {
-            if group.semantics == "BUNDLE"
-                && !group.mids().all(|mid| sdp.media_by_mid(mid).is_some())
-            {
-                return Err(SdpError::at(SdpErrorKind::BundleUnknownMid, number));
+        let Attribute::Group(group) = attribute else {
+            continue;
+        };
+        if group.semantics != "BUNDLE" {
+            continue;
+        }
+        for (position, mid) in group.mids().enumerate() {
+            let index = sections
+                .iter()
+                .position(|section| section.mid == Some(mid))
+                .ok_or(SdpError::at(SdpErrorKind::BundleUnknownMid, number))?;
+            // The first mid a group names owns the group's transport (RFC 9143 §7); the
+            // others use it and need no credentials of their own.
+            if position > 0 && !sections[index].tagged {
+                sections[index].follows_bundle = true;
+            } else if position == 0 && !sections[index].follows_bundle {
+                sections[index].tagged = true;
             }
         }
     }
 
-    for section in sdp.media() {
-        let mut own = Credentials::default();
-        for (number, attribute) in section.attributes().numbered() {
-            own.record(attribute);
-            check_setup(number, attribute, kind)?;
-        }
-        let rejected = section.media_line().port == 0 && !own.bundle_only;
-        if rejected || !carries_transport(sdp, own.mid) {
+    for section in sections.iter() {
+        if section.rejected || section.follows_bundle {
             continue;
         }
-        let missing = if !own.ice_ufrag && !session.ice_ufrag {
+        let missing = if !section.ice_ufrag && !session.ice_ufrag {
             SdpErrorKind::MissingIceUfrag
-        } else if !own.ice_pwd && !session.ice_pwd {
+        } else if !section.ice_pwd && !session.ice_pwd {
             SdpErrorKind::MissingIcePwd
-        } else if !own.fingerprint && !session.fingerprint {
+        } else if !section.fingerprint && !session.fingerprint {
             SdpErrorKind::MissingFingerprint
         } else {
             continue;
         };
-        return Err(SdpError::at(missing, section.line()));
+        return Err(SdpError::at(missing, section.line));
     }
     Ok(())
 }
 
+/// The next attribute the checks look at, parsed; the others (most of an offer: codecs,
+/// header extensions, SSRCs) are skipped by name without being parsed again.
+fn next_relevant<'a>(attributes: &mut Attributes<'a>) -> Option<(u32, Attribute<'a>)> {
+    loop {
+        let (number, text) = attributes.next_text()?;
+        let name = text.split_once(':').map_or(text, |(name, _)| name);
+        if matches!(
+            name,
+            "mid" | "ice-ufrag" | "ice-pwd" | "fingerprint" | "setup" | "bundle-only" | "group"
+        ) {
+            let attribute = Attribute::parse(text).ok()?;
+            return Some((number, attribute));
+        }
+    }
+}
+
 /// What one level (session or media section) says about its transport.
-#[derive(Debug, Default)]
-struct Credentials<'a> {
+#[derive(Debug, Default, Clone, Copy)]
+struct Transport<'a> {
+    line: u32,
     mid: Option<&'a str>,
     ice_ufrag: bool,
     ice_pwd: bool,
     fingerprint: bool,
     bundle_only: bool,
+    rejected: bool,
+    /// Named first by a BUNDLE group.
+    tagged: bool,
+    /// Named, but not first, by a BUNDLE group.
+    follows_bundle: bool,
 }
 
-impl<'a> Credentials<'a> {
+impl<'a> Transport<'a> {
     fn record(&mut self, attribute: Attribute<'a>) {
         match attribute {
             Attribute::Mid(mid) => self.mid = Some(mid),
@@ -123,22 +167,6 @@ impl<'a> Credentials<'a> {
             _ => {}
         }
     }
-}
-
-/// Whether a section must describe its own transport: it is in no BUNDLE group, or it is the
-/// first section its group names.
-fn carries_transport(sdp: &Sdp<'_>, mid: Option<&str>) -> bool {
-    let Some(mid) = mid else {
-        return true;
-    };
-    for attribute in sdp.attributes() {
-        if let Attribute::Group(group) = attribute {
-            if group.semantics == "BUNDLE" && group.mids().any(|tag| tag == mid) {
-                return group.mids().next() == Some(mid);
-            }
-        }
-    }
-    true
 }
 
 fn check_setup(number: u32, attribute: Attribute<'_>, kind: SdpKind) -> Result<(), SdpError> {
