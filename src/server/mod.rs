@@ -100,7 +100,7 @@ pub fn choose_driver(cfg: &Config) -> std::io::Result<(DriverKind, Option<String
 pub fn start(cfg: &Config) -> std::io::Result<Running> {
     let shards = shard_count(cfg);
     let (driver, why) = choose_driver(cfg)?;
-    match (&driver, why) {
+    match (&driver, why.clone()) {
         (DriverKind::Uring, _) => tracing::info!(driver = "uring", shards, "driver selected"),
         (DriverKind::Epoll, Some(why)) => {
             tracing::warn!(driver = "epoll", shards, reason = %why, "io_uring unavailable or not chosen; running on epoll");
@@ -125,6 +125,8 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         stop: AtomicBool::new(false),
         wakers,
         stats: stats.clone(),
+        driver,
+        driver_reason: why,
     });
     let mut secret = [0u8; 32];
     sys::random_bytes(&mut secret)?;

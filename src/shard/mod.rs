@@ -105,6 +105,28 @@ pub struct ShardStats {
     pub http_errors: AtomicU64,
     /// Loop turns.
     pub loop_turns: AtomicU64,
+    /// Client frames by kind, indexed like [`signal::Kind::ALL`].
+    pub frames_in_by_kind: [AtomicU64; 10],
+    /// Error frames sent, indexed like [`signal::ErrorCode::ALL`].
+    pub errors_by_code: [AtomicU64; 14],
+    /// Close frames sent, indexed like [`CLOSE_CODES`] (the last slot counts any other code).
+    pub closes_by_code: [AtomicU64; 9],
+    /// Batches waiting in this shard's inbound rings at the end of the last turn.
+    pub ring_depth: AtomicU64,
+    /// Cross-shard records dropped because a destination ring stayed full.
+    pub ring_dropped: AtomicU64,
+}
+
+/// The close codes counted one by one in [`ShardStats::closes_by_code`].
+pub const CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011];
+
+impl ShardStats {
+    fn count_close(&self, code: Option<u16>) {
+        let i = code
+            .and_then(|c| CLOSE_CODES.iter().position(|k| *k == c))
+            .unwrap_or(CLOSE_CODES.len());
+        self.closes_by_code[i].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// State shared by all shards and the control thread.
@@ -116,6 +138,10 @@ pub struct Shared {
     pub wakers: Arc<[ring::Waker]>,
     /// Per-shard stats.
     pub stats: Vec<Arc<ShardStats>>,
+    /// The driver every shard runs.
+    pub driver: DriverKind,
+    /// Why epoll runs when it does (`None` with io_uring).
+    pub driver_reason: Option<String>,
 }
 
 impl Shared {
@@ -575,6 +601,7 @@ impl Core {
                 Message::Close { code, .. } => {
                     let out = &mut sink.outs[token as usize];
                     ws::write_close(&mut out.buf, ws::close_reply_code(code), "");
+                    self.stats.count_close(ws::close_reply_code(code));
                     Err((0, ""))
                 }
             },
@@ -593,6 +620,7 @@ impl Core {
                     std::str::from_utf8(&reason[..n]).unwrap_or(""),
                 );
                 self.stats.protocol_closes.fetch_add(1, Ordering::Relaxed);
+                self.stats.count_close(Some(e.close_code()));
                 Err((0, ""))
             }
         };
@@ -613,6 +641,7 @@ impl Core {
             }
             Err((code, reason)) => {
                 ws::write_close(&mut self.outs[token as usize].buf, Some(code), reason);
+                self.stats.count_close(Some(code));
                 self.stats.protocol_closes.fetch_add(1, Ordering::Relaxed);
                 self.finish(token);
                 None
@@ -654,6 +683,7 @@ impl Core {
             let out = &mut self.outs[token as usize];
             out.overflow = false;
             ws::write_close(&mut out.buf, Some(code), reason);
+            self.stats.count_close(Some(code));
             self.mark_dirty(token);
         }
     }
@@ -837,8 +867,18 @@ impl Core {
             .store(u64::from(self.router.session_count()), Ordering::Relaxed);
         s.rooms
             .store(self.router.room_count() as u64, Ordering::Relaxed);
-        s.relayed
-            .store(self.router.counters().relayed, Ordering::Relaxed);
+        let c = self.router.counters();
+        s.relayed.store(c.relayed, Ordering::Relaxed);
+        for (dst, v) in s.frames_in_by_kind.iter().zip(c.frames_in) {
+            dst.store(v, Ordering::Relaxed);
+        }
+        for (dst, v) in s.errors_by_code.iter().zip(c.errors) {
+            dst.store(v, Ordering::Relaxed);
+        }
+        s.ring_depth
+            .store(self.links.inbound_depth() as u64, Ordering::Relaxed);
+        s.ring_dropped
+            .store(self.links.dropped_records, Ordering::Relaxed);
         s.loop_turns.fetch_add(1, Ordering::Relaxed);
     }
 
