@@ -181,6 +181,10 @@ pub fn parse_candidate(s: &str) -> Result<Candidate<'_>, CandidateError> {
     let s = s.strip_suffix('\r').unwrap_or(s);
     let s = s.strip_prefix("a=").unwrap_or(s);
     let s = s.strip_prefix("candidate:").unwrap_or(s);
+    // Lines of a parsed description cannot hold these; a trickle message can.
+    if s.bytes().any(|byte| matches!(byte, 0 | b'\r' | b'\n')) {
+        return Err(CandidateError::ControlCharacter);
+    }
     parse_candidate_value(s)
 }
 
@@ -478,6 +482,14 @@ mod tests {
             (
                 "1 1 udp 1 1.2.3.4 1 typ host a  b",
                 CandidateError::EmptyField,
+            ),
+            (
+                "1 1 udp 1 1.2.3.4 1 typ host a b\n\r\n",
+                CandidateError::ControlCharacter,
+            ),
+            (
+                "1 1 udp 1 1.2.3.4 1 typ host a \0",
+                CandidateError::ControlCharacter,
             ),
         ];
         for (text, error) in cases {

@@ -53,6 +53,9 @@ pub enum CandidateError {
     /// Two spaces in a row, or a leading or trailing space.
     #[error("empty field")]
     EmptyField,
+    /// A NUL, CR or LF inside the candidate (RFC 8839 byte-strings exclude them).
+    #[error("control character")]
+    ControlCharacter,
 }
 
 /// What was wrong with a session description.

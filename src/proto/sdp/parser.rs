@@ -474,7 +474,8 @@ impl<'a> Attribute<'a> {
         }
     }
 
-    /// Parses the text after `a=`.
+    /// Parses the text after `a=`, which must be one line without its line ending (as the
+    /// lines of a description that [`Sdp::parse`] accepted are).
     pub fn parse(text: &'a str) -> Result<Self, SdpErrorKind> {
         // Find the `:` while checking the name's characters, then pack the name into an
         // integer: matching a packed integer compiles to a few comparisons, where a `match` on

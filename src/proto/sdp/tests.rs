@@ -559,9 +559,15 @@ fn errors_carry_their_line_number() {
     assert_eq!(error_of(&with("a\r\n")), (K::MalformedLine, Some(5)));
     assert_eq!(error_of(&with("\r\na=x\r\n")), (K::MalformedLine, Some(5)));
     assert_eq!(error_of(&with("a=x\ry\r\n")), (K::MalformedLine, Some(5)));
-    assert_eq!(error_of(&with("a=x\r\r\na=y\r\n")), (K::MalformedLine, Some(5)));
+    assert_eq!(
+        error_of(&with("a=x\r\r\na=y\r\n")),
+        (K::MalformedLine, Some(5))
+    );
     assert_eq!(error_of(&with("a=x\0\r\n")), (K::MalformedLine, Some(5)));
-    assert_eq!(error_of("v=0\no=\r- 1 1 IN IP4 0.0.0.0\n"), (K::MalformedLine, Some(2)));
+    assert_eq!(
+        error_of("v=0\no=\r- 1 1 IN IP4 0.0.0.0\n"),
+        (K::MalformedLine, Some(2))
+    );
     assert_eq!(
         error_of(&with("c=IN IP4 1.2.3.4\r\n")),
         (K::OutOfOrder, Some(5))

@@ -293,7 +293,8 @@ pub struct Router {
     rooms: HashMap<Box<str>, Room, ahash::RandomState>,
     room_hasher: ahash::RandomState,
     outbound: Vec<Batch>,
-    parser: Parser,
+    /// `None` only while a frame is being handled (the frame borrows the parser's buffers).
+    parser: Option<Box<Parser>>,
     scratch: Vec<u8>,
     counters: Counters,
 }
@@ -343,7 +344,7 @@ impl Router {
             rooms: HashMap::default(),
             room_hasher,
             outbound,
-            parser: Parser::new(),
+            parser: Some(Box::new(Parser::new())),
             scratch: Vec::with_capacity(1024),
             counters: Counters::default(),
         }
@@ -491,8 +492,8 @@ impl Router {
             return;
         }
         // The parser's buffers are borrowed by the frame; move it out for the call so the
-        // rest of the router stays usable.
-        let mut parser = std::mem::take(&mut self.parser);
+        // rest of the router stays usable (a pointer move, nothing allocated).
+        let mut parser = self.parser.take().expect("handle_text is not re-entered");
         match parser.parse(text) {
             Ok(frame) => {
                 if let Some(i) = Kind::ALL.iter().position(|k| *k == frame.kind) {
@@ -506,7 +507,7 @@ impl Router {
                 reference,
             }) => self.send_error(conn, code, message, reference, sink),
         }
-        self.parser = parser;
+        self.parser = Some(parser);
     }
 
     /// Relays an already-validated targeted frame: the zero-copy path that
