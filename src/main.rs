@@ -33,6 +33,9 @@ enum Command {
         /// I/O driver (overrides server.driver).
         #[arg(long, value_enum)]
         driver: Option<DriverChoice>,
+        /// STUN server address, UDP and TCP (overrides stun.listen and enables STUN).
+        #[arg(long, value_name = "ADDR:PORT")]
+        stun_listen: Option<std::net::SocketAddr>,
         /// Answer WebSocket echo at /v1/echo, for conformance testing only.
         #[arg(long)]
         echo_endpoint: bool,
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
             listen,
             shards,
             driver,
+            stun_listen,
             echo_endpoint,
             log_format,
         } => {
@@ -126,6 +130,10 @@ fn main() -> ExitCode {
                 cfg.server.driver = d;
             }
             cfg.server.echo_endpoint |= echo_endpoint;
+            if let Some(a) = stun_listen {
+                cfg.stun.listen = a;
+                cfg.stun.enabled = true;
+            }
             serve(&cfg)
         }
     }

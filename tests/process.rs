@@ -45,6 +45,8 @@ fn serve_args(cmd: &mut Command) {
         "127.0.0.1:0",
         "--shards",
         "2",
+        "--stun-listen",
+        "127.0.0.1:0",
         "--log-format",
         "json",
     ]);
@@ -81,7 +83,14 @@ fn uring_required_fails_loudly_where_it_cannot_start() {
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .args(["prlimit", "--memlock=0:0", "--"])
         .arg(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--driver", "uring"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--stun-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--driver", "uring"])
         .output()
         .expect("run");
     assert!(!out.status.success());

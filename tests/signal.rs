@@ -455,7 +455,15 @@ fn slow_reader_is_closed_and_others_continue() {
             // Read the welcome frame header and id without parsing JSON.
             let mut hdr = [0u8; 2];
             std::io::Read::read_exact(&mut slow, &mut hdr).unwrap();
-            let mut welcome = vec![0u8; (hdr[1] & 0x7F) as usize];
+            let len = match hdr[1] & 0x7F {
+                126 => {
+                    let mut ext = [0u8; 2];
+                    std::io::Read::read_exact(&mut slow, &mut ext).unwrap();
+                    usize::from(u16::from_be_bytes(ext))
+                }
+                n => usize::from(n),
+            };
+            let mut welcome = vec![0u8; len];
             std::io::Read::read_exact(&mut slow, &mut welcome).unwrap();
             let w: Value = serde_json::from_slice(&welcome).unwrap();
             let slow_id = w["id"].as_str().unwrap().to_owned();

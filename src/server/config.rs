@@ -34,6 +34,8 @@ pub struct Config {
     pub websocket: WebSocket,
     /// Signaling protocol limits.
     pub signal: Signal,
+    /// The STUN Binding server.
+    pub stun: Stun,
 }
 
 /// `[server]`.
@@ -112,6 +114,39 @@ pub struct Signal {
     pub heartbeat_ms: u64,
     /// STUN/TURN servers advertised in `welcome`.
     pub ice_servers: Vec<IceServer>,
+}
+
+/// `[stun]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stun {
+    /// Answer STUN Binding requests.
+    pub enabled: bool,
+    /// UDP (and TCP) address of the STUN server.
+    pub listen: SocketAddr,
+    /// Also answer STUN over TCP on the same address.
+    pub tcp: bool,
+    /// `stun:` URLs advertised in `welcome`; empty derives one from `listen`.
+    pub advertise: Vec<String>,
+    /// RFC 5780 behaviour discovery: the alternate `IP:PORT` ("" = off). The server then
+    /// also binds IP:PORT2, IP2:PORT and IP2:PORT2.
+    pub alternate_listen: String,
+    /// SOFTWARE attribute in answers ("" = none: it only amplifies).
+    pub software: String,
+    /// Requests per second answered per source IP (IPv6: per /64).
+    pub rate_per_second: u32,
+    /// Burst allowance per source.
+    pub burst_max: u32,
+    /// Sources the rate limiter tracks per shard (the least recent is evicted).
+    pub sources_max: usize,
+    /// `SO_RCVBUF` of each UDP socket (the kernel default drops requests under load).
+    pub udp_rcvbuf_bytes: usize,
+    /// `SO_SNDBUF` of each UDP socket.
+    pub udp_sndbuf_bytes: usize,
+    /// Datagrams received or sent per `recvmmsg`/`sendmmsg` call.
+    pub udp_batch_max: usize,
+    /// A STUN-over-TCP connection idle this long is closed.
+    pub tcp_idle_timeout_ms: u64,
 }
 
 /// One `iceServers` entry.
@@ -324,6 +359,28 @@ impl Config {
                 "must not exceed websocket.message_bytes_max",
             );
         }
+        let st = &self.stun;
+        if !st.alternate_listen.is_empty() && st.alternate_listen.parse::<SocketAddr>().is_err() {
+            return invalid(
+                "stun.alternate_listen",
+                st.alternate_listen.clone(),
+                "must be IP:PORT or empty",
+            );
+        }
+        if st.udp_batch_max == 0 || st.udp_batch_max > 1024 {
+            return invalid(
+                "stun.udp_batch_max",
+                st.udp_batch_max.to_string(),
+                "must be between 1 and 1024",
+            );
+        }
+        if st.rate_per_second == 0 || st.burst_max == 0 || st.sources_max == 0 {
+            return invalid(
+                "stun.rate_per_second",
+                st.rate_per_second.to_string(),
+                "rate, burst and sources must be at least 1",
+            );
+        }
         let g = &self.signal;
         if u32::from(g.node_id) >= crate::proto::signal::id::NODES_MAX {
             return invalid(
@@ -358,13 +415,49 @@ impl Config {
         Ok(())
     }
 
-    /// The `iceServers` JSON array for `welcome`.
+    /// The `stun:` URLs `welcome` advertises for our own STUN server.
+    #[must_use]
+    pub fn stun_urls(&self) -> Vec<String> {
+        if !self.stun.enabled {
+            return Vec::new();
+        }
+        if !self.stun.advertise.is_empty() {
+            return self.stun.advertise.clone();
+        }
+        let l = self.stun.listen;
+        if l.ip().is_unspecified() {
+            // A wildcard address says nothing a client can use; `advertise` must name it.
+            return Vec::new();
+        }
+        let host = match l.ip() {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        let mut urls = vec![format!("stun:{host}:{}", l.port())];
+        if self.stun.tcp {
+            urls.push(format!("stun:{host}:{}?transport=tcp", l.port()));
+        }
+        urls
+    }
+
+    /// The `iceServers` JSON array for `welcome`: our STUN server first, then the
+    /// configured ones.
     #[must_use]
     pub fn ice_servers_json(&self) -> String {
         use crate::proto::signal::json::write_str;
+        let ours = IceServer {
+            urls: self.stun_urls(),
+            username: None,
+            credential: None,
+        };
+        let mut servers: Vec<&IceServer> = Vec::new();
+        if !ours.urls.is_empty() {
+            servers.push(&ours);
+        }
+        servers.extend(self.signal.ice_servers.iter());
         let mut out = Vec::new();
         out.push(b'[');
-        for (i, s) in self.signal.ice_servers.iter().enumerate() {
+        for (i, s) in servers.into_iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -410,7 +503,11 @@ mod tests {
         let cfg = Config::embedded();
         assert!(cfg.server.listen.ip().is_loopback());
         assert!(!cfg.server.echo_endpoint);
-        assert_eq!(cfg.ice_servers_json(), "[]");
+        assert!(cfg.stun.listen.ip().is_loopback());
+        assert_eq!(
+            cfg.ice_servers_json(),
+            r#"[{"urls":["stun:127.0.0.1:3478","stun:127.0.0.1:3478?transport=tcp"]}]"#
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Running {
     pub local_addr: SocketAddr,
     /// The driver the shards run.
     pub driver: DriverKind,
+    /// The bound STUN address (UDP, and TCP when enabled), when STUN is on.
+    pub stun_addr: Option<SocketAddr>,
     /// Shared state (stop flag, wakers, stats).
     pub shared: Arc<Shared>,
     threads: Vec<JoinHandle<std::io::Result<()>>>,
@@ -115,6 +117,45 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         listeners.push(bind_listener(local_addr, cfg.server.listen_backlog)?);
     }
     tracing::info!(addr = %local_addr, "signaling listener bound");
+    let stun_settings = stun_settings_of(cfg);
+    let mut stun_per_shard: Vec<(Vec<std::net::UdpSocket>, Option<TcpListener>)> = Vec::new();
+    let mut stun_addr = None;
+    if let Some(st) = &stun_settings {
+        let mut st = st.clone();
+        for _ in 0..shards {
+            let mut udp = Vec::new();
+            for addr in st.udp_addrs() {
+                udp.push(
+                    shard::stun::bind_udp(addr, &st).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("STUN UDP {addr}: {e}"))
+                    })?,
+                );
+            }
+            if st.listen.port() == 0 {
+                // Resolve port 0 once so every shard shares the port (tests use this).
+                st.listen = udp[0].local_addr()?;
+            }
+            let tcp = if st.tcp {
+                Some(
+                    shard::stun::bind_tcp(st.listen, cfg.server.listen_backlog).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("STUN TCP {}: {e}", st.listen))
+                    })?,
+                )
+            } else {
+                None
+            };
+            stun_per_shard.push((udp, tcp));
+        }
+        stun_addr = Some(st.listen);
+        tracing::info!(addr = %st.listen, tcp = st.tcp, rfc5780 = st.alternate.is_some(), "STUN server bound");
+    }
+    let stun_settings = stun_settings.map(|mut s| {
+        if let Some(a) = stun_addr {
+            s.listen = a;
+        }
+        s
+    });
+    let mut stun_per_shard = stun_per_shard.into_iter();
     let (wakers, links) = ring::mesh(
         shards,
         cfg.server.ring_batches_max,
@@ -136,7 +177,14 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         u64::from_le_bytes(seed_bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
     });
     let settings = settings_of(cfg);
-    let ice = cfg.ice_servers_json();
+    let ice = {
+        // Advertise the port actually bound when the config asked for port 0.
+        let mut c = cfg.clone();
+        if let Some(a) = stun_addr {
+            c.stun.listen = a;
+        }
+        c.ice_servers_json()
+    };
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut threads = Vec::new();
     for ((shard, listener), links) in listeners.into_iter().enumerate().zip(links) {
@@ -163,6 +211,8 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         let stats = stats[shard].clone();
         let pin = cfg.server.pin_threads;
         let drain_ms = cfg.server.drain_timeout_ms;
+        let stun = stun_per_shard.next();
+        let stun_settings = stun_settings.clone();
         let uring_cfg = shard::uring::UringConfig {
             entries: cfg.server.uring_entries,
             buffers: cfg.server.uring_buffers,
@@ -176,11 +226,18 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
                     }
                 }
                 let mut core = Core::new(shard, settings, router_cfg, links, stats);
+                let mut stun_tcp = None;
+                if let (Some((udp, tcp)), Some(st)) = (stun, stun_settings) {
+                    core.set_stun(shard::stun::StunService::new(&st, udp));
+                    stun_tcp = tcp;
+                }
                 let r = match driver {
-                    DriverKind::Epoll => shard::epoll::run(&mut core, listener, &shared2, drain_ms),
-                    DriverKind::Uring => {
-                        shard::uring::run(&mut core, listener, &shared2, drain_ms, uring_cfg)
+                    DriverKind::Epoll => {
+                        shard::epoll::run(&mut core, listener, stun_tcp, &shared2, drain_ms)
                     }
+                    DriverKind::Uring => shard::uring::run(
+                        &mut core, listener, stun_tcp, &shared2, drain_ms, uring_cfg,
+                    ),
                 };
                 if let Err(e) = &r {
                     tracing::error!(shard, error = %e, "shard stopped with an error");
@@ -193,8 +250,37 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
     Ok(Running {
         local_addr,
         driver,
+        stun_addr,
         shared,
         threads,
+    })
+}
+
+fn stun_settings_of(cfg: &Config) -> Option<shard::stun::StunSettings> {
+    let s = &cfg.stun;
+    if !s.enabled {
+        return None;
+    }
+    Some(shard::stun::StunSettings {
+        listen: s.listen,
+        alternate: s.alternate_listen.parse().ok(),
+        tcp: s.tcp,
+        software: (!s.software.is_empty()).then(|| s.software.clone()),
+        rate: crate::proto::stun::RateLimitConfig {
+            rate_per_second: s.rate_per_second,
+            burst_max: s.burst_max,
+            sources_max: s.sources_max,
+            // A random seed, so nobody can aim sources at one bucket set.
+            hash_seed: {
+                let mut b = [0u8; 8];
+                let _ = sys::random_bytes(&mut b);
+                u64::from_le_bytes(b)
+            },
+        },
+        udp_rcvbuf_bytes: s.udp_rcvbuf_bytes,
+        udp_sndbuf_bytes: s.udp_sndbuf_bytes,
+        udp_batch_max: s.udp_batch_max,
+        tcp_idle_timeout_ms: s.tcp_idle_timeout_ms,
     })
 }
 

@@ -19,6 +19,9 @@ use crate::proto::signal::ConnToken;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+const STUN_TCP: Token = Token(usize::MAX - 3);
+/// STUN UDP sockets take tokens from here down (at most four).
+const STUN_UDP_BASE: usize = usize::MAX - 8;
 
 /// Events handled per wait.
 const EVENTS_PER_WAIT: usize = 1024;
@@ -31,6 +34,7 @@ const EVENTS_PER_WAIT: usize = 1024;
 pub fn run(
     core: &mut Core,
     listener: TcpListener,
+    stun_listener: Option<TcpListener>,
     shared: &Shared,
     drain_timeout_ms: u64,
 ) -> io::Result<()> {
@@ -45,14 +49,31 @@ pub fn run(
     let waker_fd = core.waker().eventfd().as_raw_fd();
     poll.registry()
         .register(&mut SourceFd(&waker_fd), WAKER, Interest::READABLE)?;
+    if let Some(l) = &stun_listener {
+        poll.registry()
+            .register(&mut SourceFd(&l.as_raw_fd()), STUN_TCP, Interest::READABLE)?;
+    }
+    if let Some(st) = &core.stun {
+        for (i, fd) in st.fds().into_iter().enumerate() {
+            poll.registry().register(
+                &mut SourceFd(&fd),
+                Token(STUN_UDP_BASE - i),
+                Interest::READABLE,
+            )?;
+        }
+    }
     let mut listener = Some(listener);
+    let mut stun_listener = stun_listener;
     let mut dirty: Vec<ConnToken> = Vec::new();
     let mut closing: Vec<(ConnToken, CloseReason)> = Vec::new();
     let mut stop_deadline_ms: Option<u64> = None;
     loop {
         let now_ms = monotonic_ms();
         if shared.stop.load(Ordering::Acquire) && stop_deadline_ms.is_none() {
-            if let Some(l) = listener.take() {
+            for l in [listener.take(), stun_listener.take()]
+                .into_iter()
+                .flatten()
+            {
                 let _ = poll.registry().deregister(&mut SourceFd(&l.as_raw_fd()));
             }
             core.close_all(now_ms);
@@ -93,7 +114,17 @@ pub fn run(
             match ev.token() {
                 LISTENER => {
                     if let Some(l) = listener.as_ref() {
-                        accept_all(core, l, &poll, now_ms);
+                        accept_all(core, l, &poll, now_ms, false);
+                    }
+                }
+                STUN_TCP => {
+                    if let Some(l) = stun_listener.as_ref() {
+                        accept_all(core, l, &poll, now_ms, true);
+                    }
+                }
+                Token(t) if t > STUN_UDP_BASE - 4 && t <= STUN_UDP_BASE => {
+                    if let Some(st) = core.stun.as_mut() {
+                        st.mark_ready(STUN_UDP_BASE - t);
                     }
                 }
                 WAKER => core.waker().eventfd().drain(),
@@ -111,6 +142,9 @@ pub fn run(
         // Closes first: ending a session queues peer-left frames and cross-shard leaves
         // that must go out in this same turn.
         close_pending(core, &poll, &mut closing);
+        if let Some(st) = core.stun.as_mut() {
+            st.poll_udp(now_ms);
+        }
         core.drain_rings();
         core.push_batches();
         flush(core, &mut dirty);
@@ -119,7 +153,7 @@ pub fn run(
     }
 }
 
-fn accept_all(core: &mut Core, listener: &TcpListener, poll: &Poll, now_ms: u64) {
+fn accept_all(core: &mut Core, listener: &TcpListener, poll: &Poll, now_ms: u64, stun: bool) {
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -127,7 +161,11 @@ fn accept_all(core: &mut Core, listener: &TcpListener, poll: &Poll, now_ms: u64)
                     continue;
                 }
                 let fd = stream.as_raw_fd();
-                let (t, _) = core.accept(stream, now_ms);
+                let (t, _) = if stun {
+                    core.accept_stun(stream, now_ms)
+                } else {
+                    core.accept(stream, now_ms)
+                };
                 if poll
                     .registry()
                     .register(

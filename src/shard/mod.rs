@@ -17,12 +17,13 @@
 
 pub mod epoll;
 pub mod ring;
+pub mod stun;
 pub mod sys;
 pub mod uring;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -115,6 +116,16 @@ pub struct ShardStats {
     pub ring_depth: AtomicU64,
     /// Cross-shard records dropped because a destination ring stayed full.
     pub ring_dropped: AtomicU64,
+    /// STUN datagrams and TCP requests received.
+    pub stun_received: AtomicU64,
+    /// STUN success responses sent.
+    pub stun_responses: AtomicU64,
+    /// STUN error responses sent (400, 401, 420, other).
+    pub stun_errors: AtomicU64,
+    /// STUN input dropped unanswered (not STUN, malformed, not a request, bad fingerprint).
+    pub stun_dropped: AtomicU64,
+    /// STUN requests refused by the per-source rate limit.
+    pub stun_rate_limited: AtomicU64,
 }
 
 /// The close codes counted one by one in [`ShardStats::closes_by_code`].
@@ -161,6 +172,11 @@ enum Phase {
     Echo,
     /// A close frame was sent; waiting for the peer's close or the timeout.
     Closing,
+    /// STUN over TCP (RFC 8489 §6.2.2): requests back to back on the stream.
+    StunTcp {
+        peer: SocketAddr,
+        local: SocketAddr,
+    },
     /// Flush what is queued, then close the socket.
     Draining,
 }
@@ -174,6 +190,7 @@ struct Conn {
     inbuf: Vec<u8>,
     decoder: Option<Decoder>,
     deadline_ms: u64,
+    last_active_ms: u64,
 }
 
 /// One connection's send queue.
@@ -252,6 +269,8 @@ pub struct Core {
     open: u32,
     /// Scratch for reads when a connection has no partial frame buffered.
     pub(crate) scratch: Vec<u8>,
+    /// The STUN server, when enabled.
+    pub(crate) stun: Option<stun::StunService>,
 }
 
 impl std::fmt::Debug for Core {
@@ -291,7 +310,13 @@ impl Core {
             stats,
             open: 0,
             scratch,
+            stun: None,
         }
+    }
+
+    /// Adds the STUN service (its UDP sockets are already bound).
+    pub fn set_stun(&mut self, service: stun::StunService) {
+        self.stun = Some(service);
     }
 
     /// The waker other shards use to wake this one.
@@ -302,6 +327,15 @@ impl Core {
 
     /// Registers an accepted stream; returns its token and generation.
     pub(crate) fn accept(&mut self, stream: TcpStream, now_ms: u64) -> (ConnToken, u32) {
+        self.accept_as(stream, now_ms, false)
+    }
+
+    /// Registers a stream accepted on the STUN-over-TCP listener.
+    pub(crate) fn accept_stun(&mut self, stream: TcpStream, now_ms: u64) -> (ConnToken, u32) {
+        self.accept_as(stream, now_ms, true)
+    }
+
+    fn accept_as(&mut self, stream: TcpStream, now_ms: u64, stun: bool) -> (ConnToken, u32) {
         let _ = stream.set_nodelay(true);
         let token = match self.free.pop() {
             Some(t) => t,
@@ -312,14 +346,23 @@ impl Core {
             }
         };
         let generation = self.next_generation(token);
-        let deadline_ms = now_ms + self.settings.handshake_timeout_ms;
+        let (phase, deadline_ms) = match (stun, stream.peer_addr(), stream.local_addr()) {
+            (true, Ok(peer), Ok(local)) => {
+                let idle = self.stun.as_ref().map_or(30_000, |s| s.tcp_idle_timeout_ms);
+                (Phase::StunTcp { peer, local }, now_ms + idle)
+            }
+            // A STUN connection without addresses cannot be answered: drop it at once.
+            (true, _, _) => (Phase::Draining, now_ms),
+            (false, _, _) => (Phase::Http, now_ms + self.settings.handshake_timeout_ms),
+        };
         self.conns[token as usize] = Some(Conn {
             stream,
             generation,
-            phase: Phase::Http,
+            phase,
             inbuf: Vec::new(),
             decoder: None,
             deadline_ms,
+            last_active_ms: now_ms,
         });
         self.timers.push(Reverse((deadline_ms, token, generation)));
         self.open += 1;
@@ -435,9 +478,53 @@ impl Core {
                         None => return pos,
                     }
                 }
+                Phase::StunTcp { peer, local } => {
+                    conn.last_active_ms = now_ms;
+                    return pos + self.handle_stun_tcp(token, &data[pos..], peer, local, now_ms);
+                }
                 Phase::Draining => return data.len(),
             }
         }
+    }
+
+    /// Answers the whole STUN messages at the head of `data`; returns the bytes consumed.
+    /// Bytes that cannot be STUN end the connection (RFC 8489 has no way to resynchronise).
+    fn handle_stun_tcp(
+        &mut self,
+        token: ConnToken,
+        data: &[u8],
+        peer: SocketAddr,
+        local: SocketAddr,
+        now_ms: u64,
+    ) -> usize {
+        let Some(stun) = self.stun.as_mut() else {
+            self.finish(token);
+            return data.len();
+        };
+        let mut pos = 0;
+        loop {
+            match crate::proto::stun::frame_len(&data[pos..]) {
+                Ok(Some(n)) => {
+                    if let Some(len) = stun.respond_tcp(&data[pos..pos + n], peer, local, now_ms) {
+                        self.outs[token as usize]
+                            .buf
+                            .extend_from_slice(&stun.tcp_out[..len]);
+                    }
+                    pos += n;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    stun.counters.received += 1;
+                    stun.counters.drops_not_stun += 1;
+                    self.finish(token);
+                    return data.len();
+                }
+            }
+        }
+        if !self.outs[token as usize].buf.is_empty() {
+            self.mark_dirty(token);
+        }
+        pos
     }
 
     /// Handles an HTTP head; returns the bytes consumed, or `None` if incomplete or done.
@@ -829,6 +916,16 @@ impl Core {
                 Phase::Http | Phase::Closing | Phase::Draining => {
                     self.closing.push((token, CloseReason::Timeout));
                 }
+                Phase::StunTcp { .. } => {
+                    let idle = self.stun.as_ref().map_or(0, |s| s.tcp_idle_timeout_ms);
+                    let due = c.last_active_ms + idle;
+                    if due <= now_ms {
+                        self.closing.push((token, CloseReason::Timeout));
+                    } else if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+                        c.deadline_ms = due;
+                        self.timers.push(Reverse((due, token, generation)));
+                    }
+                }
                 Phase::Signal(_) | Phase::Echo => {}
             }
         }
@@ -846,7 +943,9 @@ impl Core {
                 Phase::Signal(_) | Phase::Echo => {
                     self.start_close(t, close::GOING_AWAY, "server shutting down", now_ms);
                 }
-                Phase::Http => self.closing.push((t, CloseReason::Shutdown)),
+                Phase::Http | Phase::StunTcp { .. } => {
+                    self.closing.push((t, CloseReason::Shutdown))
+                }
                 Phase::Closing | Phase::Draining => {}
             }
         }
@@ -879,12 +978,34 @@ impl Core {
             .store(self.links.inbound_depth() as u64, Ordering::Relaxed);
         s.ring_dropped
             .store(self.links.dropped_records, Ordering::Relaxed);
+        if let Some(st) = &self.stun {
+            let c = &st.counters;
+            s.stun_received.store(c.received, Ordering::Relaxed);
+            s.stun_responses
+                .store(c.responses_success, Ordering::Relaxed);
+            s.stun_errors.store(
+                c.errors_400 + c.errors_401 + c.errors_420 + c.errors_other,
+                Ordering::Relaxed,
+            );
+            s.stun_dropped.store(
+                c.drops_not_stun
+                    + c.drops_malformed
+                    + c.drops_not_request
+                    + c.drops_fingerprint_mismatch
+                    + c.drops_unknown_local_socket
+                    + c.drops_output_too_small,
+                Ordering::Relaxed,
+            );
+            s.stun_rate_limited
+                .store(c.drops_rate_limited, Ordering::Relaxed);
+        }
         s.loop_turns.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether the shard has cross-shard work in flight that needs another turn.
     pub(crate) fn has_pending_work(&self) -> bool {
         self.links.has_pending()
+            || self.stun.as_ref().is_some_and(stun::StunService::has_ready)
             || self.router.has_outbound()
             || !self.dirty.is_empty()
             || !self.closing.is_empty()

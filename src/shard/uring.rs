@@ -39,6 +39,9 @@ const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
 const OP_WAKE: u64 = 4;
+const OP_ACCEPT_STUN: u64 = 5;
+/// Readiness of STUN UDP socket N (N in the token field).
+const OP_UDP_POLL: u64 = 6;
 
 const BUFFER_GROUP: u16 = 0;
 
@@ -184,6 +187,12 @@ struct Driver {
     orphans: HashMap<u64, Vec<u8>>,
     wake_buf: Box<u64>,
     listener_fd: RawFd,
+    stun_listener_fd: Option<RawFd>,
+    stun_accept_armed: bool,
+    /// The shard's eventfd, re-read after every wake.
+    wake_fd: RawFd,
+    /// STUN UDP sockets, watched with multishot polls.
+    udp_fds: Vec<RawFd>,
     /// Connections whose multishot receive ended and must be re-armed.
     rearm: Vec<(ConnToken, u32)>,
     accept_armed: bool,
@@ -197,6 +206,7 @@ struct Driver {
 pub fn run(
     core: &mut Core,
     listener: TcpListener,
+    stun_listener: Option<TcpListener>,
     shared: &Shared,
     drain_timeout_ms: u64,
     cfg: UringConfig,
@@ -214,6 +224,10 @@ pub fn run(
         orphans: HashMap::new(),
         wake_buf: Box::new(0),
         listener_fd: listener.as_raw_fd(),
+        stun_listener_fd: stun_listener.as_ref().map(AsRawFd::as_raw_fd),
+        stun_accept_armed: false,
+        wake_fd: -1,
+        udp_fds: Vec::new(),
         rearm: Vec::new(),
         accept_armed: false,
         accepting: true,
@@ -222,6 +236,7 @@ pub fn run(
     // Closing the listener ends the multishot accept; dropping the ring cancels the rest
     // before the buffer memory goes.
     drop(listener);
+    drop(stun_listener);
     let Driver { ring, bufs, .. } = d;
     drop(ring);
     drop(bufs);
@@ -243,16 +258,36 @@ impl Driver {
     }
 
     fn arm_accept(&mut self) -> io::Result<()> {
-        if self.accept_armed || !self.accepting {
+        if !self.accepting {
             return Ok(());
         }
-        let sqe = opcode::AcceptMulti::new(types::Fd(self.listener_fd))
-            .flags(libc::SOCK_CLOEXEC)
-            .build()
-            .user_data(pack(0, 0, OP_ACCEPT));
-        self.push_sqe(&sqe)?;
-        self.accept_armed = true;
+        if !self.accept_armed {
+            let sqe = opcode::AcceptMulti::new(types::Fd(self.listener_fd))
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+                .user_data(pack(0, 0, OP_ACCEPT));
+            self.push_sqe(&sqe)?;
+            self.accept_armed = true;
+        }
+        if let (Some(fd), false) = (self.stun_listener_fd, self.stun_accept_armed) {
+            let sqe = opcode::AcceptMulti::new(types::Fd(fd))
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+                .user_data(pack(0, 0, OP_ACCEPT_STUN));
+            self.push_sqe(&sqe)?;
+            self.stun_accept_armed = true;
+        }
         Ok(())
+    }
+
+    /// Watches STUN UDP socket `i` for readability (multishot poll; datagrams are then
+    /// read in batches with recvmmsg).
+    fn arm_udp_poll(&mut self, i: usize, fd: RawFd) -> io::Result<()> {
+        let sqe = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(pack(i as u32, 0, OP_UDP_POLL));
+        self.push_sqe(&sqe)
     }
 
     fn arm_wake(&mut self, fd: RawFd) -> io::Result<()> {
@@ -307,6 +342,15 @@ impl Driver {
         let wake_fd = core.waker().eventfd().as_raw_fd();
         self.arm_accept()?;
         self.arm_wake(wake_fd)?;
+        self.wake_fd = wake_fd;
+        self.udp_fds = core
+            .stun
+            .as_ref()
+            .map(super::stun::StunService::fds)
+            .unwrap_or_default();
+        for (i, fd) in self.udp_fds.clone().into_iter().enumerate() {
+            self.arm_udp_poll(i, fd)?;
+        }
         let mut dirty: Vec<ConnToken> = Vec::new();
         let mut closing: Vec<(ConnToken, CloseReason)> = Vec::new();
         let mut stop_deadline_ms: Option<u64> = None;
@@ -318,6 +362,10 @@ impl Driver {
                 // SAFETY: shutting down the listening socket makes the multishot accept
                 // complete; the fd stays open until `run` returns.
                 unsafe { libc::shutdown(self.listener_fd, libc::SHUT_RDWR) };
+                if let Some(fd) = self.stun_listener_fd {
+                    // SAFETY: as above, for the STUN-over-TCP listener.
+                    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                }
                 core.close_all(now_ms);
                 stop_deadline_ms = Some(now_ms + drain_timeout_ms);
             }
@@ -364,10 +412,14 @@ impl Driver {
             );
             let mut returned_buffers = false;
             for &(ud, res, flags) in &cqes {
-                returned_buffers |= self.complete(core, ud, res, flags, now_ms, wake_fd)?;
+                returned_buffers |=
+                    self.complete(core, ud, res, flags, now_ms)?;
             }
             if returned_buffers {
                 self.bufs.publish();
+            }
+            if let Some(st) = core.stun.as_mut() {
+                st.poll_udp(now_ms);
             }
             // Closes first: ending a session queues peer-left frames and cross-shard
             // leaves that must go out in this same turn.
@@ -418,19 +470,38 @@ impl Driver {
         res: i32,
         flags: u32,
         now_ms: u64,
-        wake_fd: RawFd,
     ) -> io::Result<bool> {
+        let wake_fd = self.wake_fd;
         let (t, generation, op) = unpack(ud);
         match op {
-            OP_ACCEPT => {
+            OP_UDP_POLL => {
+                if let Some(st) = core.stun.as_mut() {
+                    st.mark_ready(t as usize);
+                }
                 if !cqueue::more(flags) {
-                    self.accept_armed = false;
+                    if let Some(fd) = self.udp_fds.get(t as usize).copied() {
+                        self.arm_udp_poll(t as usize, fd)?;
+                    }
+                }
+                Ok(false)
+            }
+            OP_ACCEPT | OP_ACCEPT_STUN => {
+                if !cqueue::more(flags) {
+                    if op == OP_ACCEPT {
+                        self.accept_armed = false;
+                    } else {
+                        self.stun_accept_armed = false;
+                    }
                     self.arm_accept()?;
                 }
                 if res >= 0 {
                     // SAFETY: a successful accept completion returns a new fd we now own.
                     let stream = unsafe { TcpStream::from_raw_fd(res) };
-                    let (t, _) = core.accept(stream, now_ms);
+                    let (t, _) = if op == OP_ACCEPT {
+                        core.accept(stream, now_ms)
+                    } else {
+                        core.accept_stun(stream, now_ms)
+                    };
                     self.ensure_slot(t);
                     self.sends[t as usize] = SendState::default();
                     self.arm_recv(core, t)?;

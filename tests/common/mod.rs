@@ -23,6 +23,8 @@ pub fn config(driver: DriverChoice, shards: usize) -> Config {
     c.server.shards = shards;
     c.server.driver = driver;
     c.server.pin_threads = false;
+    // Port 0 everywhere: tests run in parallel and must not share the STUN port.
+    c.stun.listen = "127.0.0.1:0".parse().unwrap();
     c
 }
 
