@@ -9,6 +9,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
+const CHROMIUM_OFFER: &str = include_str!("vectors/sdp/chromium-dc-offer.sdp");
+const CHROMIUM_ANSWER: &str = include_str!("vectors/sdp/chromium-dc-answer.sdp");
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -56,16 +59,50 @@ fn two_peers_trade_offer_answer_and_candidates() {
             assert_eq!(pj["id"], b.id.as_str());
             assert_eq!(pj["meta"]["name"], "bob");
 
-            // The relay is the sender's bytes with `{"from":"<id>",` in front: byte-exact.
+            // A real Chromium offer relays byte-for-byte: the sender's bytes with
+            // `{"from":"<id>",` in front.
+            let offer_sdp = serde_json::to_string(CHROMIUM_OFFER).unwrap();
             let offer = format!(
-                r#"{{"type":"offer","target":"{}","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n","extra":[1,{{"k":null}}]}}"#,
+                r#"{{"type":"offer","target":"{}","sdp":{offer_sdp},"extra":[1,{{"k":null}}]}}"#,
                 b.id
             );
             a.send(&offer).await;
             let got = b.recv_text().await;
             assert_eq!(got, format!(r#"{{"from":"{}",{}"#, a.id, &offer[1..]));
+            // A broken SDP is refused with its line number, and the target receives nothing.
+            let broken = CHROMIUM_OFFER.replacen("a=ice-pwd:", "a=ice-pwx:", 1);
+            a.send(&format!(
+                r#"{{"type":"offer","target":"{}","sdp":{},"ref":"o2"}}"#,
+                b.id,
+                serde_json::to_string(&broken).unwrap()
+            ))
+            .await;
+            let e = a.recv().await;
+            assert_eq!(
+                (e["code"].as_str(), e["ref"].as_str()),
+                (Some("invalid-sdp"), Some("o2")),
+                "{e}"
+            );
+            assert!(e["message"].as_str().unwrap().contains("ice-pwd"), "{e}");
+            assert!(e["line"].as_u64().is_some(), "{e}");
+            let garbled = CHROMIUM_OFFER.replacen("\nt=0 0", "\nt=zero", 1);
+            assert_ne!(garbled, CHROMIUM_OFFER);
+            a.send(&format!(
+                r#"{{"type":"offer","target":"{}","sdp":{}}}"#,
+                b.id,
+                serde_json::to_string(&garbled).unwrap()
+            ))
+            .await;
+            let e = a.recv().await;
+            let want_line = garbled.lines().position(|l| l.starts_with("t=")).unwrap() + 1;
+            assert_eq!(e["line"].as_u64(), Some(want_line as u64), "{e}");
+            expect_silence(&mut b.ws, 100).await;
 
-            let answer = format!(r#"{{"type":"answer","target":"{}","sdp":"v=0\r\n"}}"#, a.id);
+            let answer_sdp = serde_json::to_string(CHROMIUM_ANSWER).unwrap();
+            let answer = format!(
+                r#"{{"type":"answer","target":"{}","sdp":{answer_sdp}}}"#,
+                a.id
+            );
             b.send(&answer).await;
             let got: Value = a.recv().await;
             assert_eq!(got["type"], "answer");

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod http;
+pub mod sdp;
 pub mod signal;
 pub mod stun;
 pub mod ws;

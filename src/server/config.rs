@@ -100,6 +100,10 @@ pub struct Signal {
     pub message_bytes_max: usize,
     /// Largest `sdp` field.
     pub sdp_bytes_max: usize,
+    /// Most lines an `sdp` field may have.
+    pub sdp_lines_max: u32,
+    /// Validate offers' and answers' SDP before relaying (`invalid-sdp` with the line).
+    pub validate_sdp: bool,
     /// Longest room name.
     pub room_name_bytes_max: usize,
     /// Largest `meta` value.

@@ -200,6 +200,8 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
                 rooms_per_session_max: cfg.signal.rooms_per_session_max,
                 members_per_room_max: cfg.signal.members_per_room_max,
                 sessions_max: cfg.signal.sessions_per_shard_max,
+                validate_sdp: cfg.signal.validate_sdp,
+                sdp_lines_max: cfg.signal.sdp_lines_max,
             },
             ice_servers_json: ice.clone(),
             heartbeat_ms: cfg.signal.heartbeat_ms,

@@ -23,9 +23,10 @@
 //!
 //! # Writing
 //!
-//! [`Sdp::write_to`] writes a parsed description back (the same bytes for a CRLF or LF text
-//! written by a WebRTC stack); [`SdpBuilder`] writes a new one from typed lines. Both append
-//! to a `Vec<u8>` the caller reserved.
+//! [`Sdp::write_to`] copies the checked lines of a parsed description (its bytes, for a text
+//! with one line ending throughout); [`Sdp::write_typed_to`] writes them from their typed
+//! form, as [`SdpBuilder`] does when it writes a new description from typed lines. All append
+//! to a `Vec<u8>` the caller reserved, and allocate nothing when the reserve suffices.
 //!
 //! # Validating
 //!

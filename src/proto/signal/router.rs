@@ -27,6 +27,7 @@ use sha1::{Digest, Sha1};
 use super::error::{ErrorCode, FrameError};
 use super::id::{SessionId, GENERATION_MOD, ID_TEXT_LEN, SLOTS_MAX};
 use super::json::{after_open_brace, write_str, ClientFrame, Kind, Parser};
+use crate::proto::sdp::{self, SdpKind, SdpLimits};
 
 /// Index of a connection in the shard's connection table.
 pub type ConnToken = u32;
@@ -54,6 +55,10 @@ pub struct Limits {
     pub members_per_room_max: usize,
     /// Sessions this shard may hold.
     pub sessions_max: u32,
+    /// Validate the SDP of offers and answers before relaying them.
+    pub validate_sdp: bool,
+    /// Most lines an SDP may have.
+    pub sdp_lines_max: u32,
 }
 
 impl Default for Limits {
@@ -66,6 +71,8 @@ impl Default for Limits {
             rooms_per_session_max: 8,
             members_per_room_max: 256,
             sessions_max: 1 << 20,
+            validate_sdp: true,
+            sdp_lines_max: 2000,
         }
     }
 }
@@ -549,6 +556,35 @@ impl Router {
                             reference,
                             sink,
                         );
+                        return;
+                    }
+                }
+                if let (Some(sdp), true) = (frame.sdp, self.cfg.limits.validate_sdp) {
+                    let kind = if frame.kind == Kind::Offer {
+                        SdpKind::Offer
+                    } else {
+                        SdpKind::Answer
+                    };
+                    let limits = SdpLimits {
+                        bytes_max: self.cfg.limits.sdp_bytes_max,
+                        lines_max: self.cfg.limits.sdp_lines_max,
+                    };
+                    if let Err(e) = sdp::validate(sdp, kind, &limits) {
+                        // The error path may allocate: it says what was wrong and where.
+                        let message = format!("invalid SDP: {e}");
+                        let extra = e
+                            .line()
+                            .map(|l| format!(",\"line\":{l}"))
+                            .unwrap_or_default();
+                        write_error(
+                            &mut self.scratch,
+                            ErrorCode::InvalidSdp,
+                            &message,
+                            reference,
+                            extra.as_bytes(),
+                        );
+                        self.count_error(ErrorCode::InvalidSdp);
+                        sink.send_text(conn, &[&self.scratch]);
                         return;
                     }
                 }
