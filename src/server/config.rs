@@ -52,6 +52,8 @@ pub struct Server {
     pub pin_threads: bool,
     /// Answer `/v1/echo` (Autobahn conformance only; off in production).
     pub echo_endpoint: bool,
+    /// Serve the demo app at `/` (the client at `/v1/client.js` is always served).
+    pub demo: bool,
     /// `Server:` header.
     pub server_name: String,
     /// Time a connection has to complete its HTTP upgrade.

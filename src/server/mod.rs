@@ -286,6 +286,35 @@ fn stun_settings_of(cfg: &Config) -> Option<shard::stun::StunSettings> {
     })
 }
 
+/// The browser client, always served: apps load it from the signaling server itself.
+const CLIENT_JS: shard::StaticFile = shard::StaticFile {
+    path: "/v1/client.js",
+    content_type: "text/javascript; charset=utf-8",
+    body: include_bytes!("../../client/switchboard.js"),
+};
+
+const STATIC_CLIENT_ONLY: [shard::StaticFile; 1] = [CLIENT_JS];
+
+/// The client plus the demo app at `/` (`server.demo = true`).
+const STATIC_WITH_DEMO: [shard::StaticFile; 4] = [
+    CLIENT_JS,
+    shard::StaticFile {
+        path: "/",
+        content_type: "text/html; charset=utf-8",
+        body: include_bytes!("../../client/demo/index.html"),
+    },
+    shard::StaticFile {
+        path: "/demo/app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../client/demo/app.js"),
+    },
+    shard::StaticFile {
+        path: "/demo/style.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../client/demo/style.css"),
+    },
+];
+
 fn settings_of(cfg: &Config) -> Settings {
     Settings {
         server_name: cfg.server.server_name.clone(),
@@ -306,5 +335,10 @@ fn settings_of(cfg: &Config) -> Settings {
         outbound_queue_bytes_max: cfg.server.outbound_queue_bytes_max,
         recv_buffer_bytes: cfg.server.recv_buffer_bytes,
         connections_max: cfg.signal.sessions_per_shard_max,
+        static_files: if cfg.server.demo {
+            &STATIC_WITH_DEMO
+        } else {
+            &STATIC_CLIENT_ONLY
+        },
     }
 }

@@ -75,6 +75,19 @@ pub struct Settings {
     pub recv_buffer_bytes: usize,
     /// Connections this shard may hold (upgrades past it get 503).
     pub connections_max: u32,
+    /// Files served on plain GETs (the browser client and the demo).
+    pub static_files: &'static [StaticFile],
+}
+
+/// A file embedded in the binary and served as is.
+#[derive(Debug, Clone, Copy)]
+pub struct StaticFile {
+    /// Request path, e.g. `/v1/client.js`.
+    pub path: &'static str,
+    /// `Content-Type` value.
+    pub content_type: &'static str,
+    /// The bytes.
+    pub body: &'static [u8],
 }
 
 /// Counters one shard publishes for the metrics thread; written only by the shard.
@@ -615,6 +628,21 @@ impl Core {
                 c.deadline_ms = 0;
             }
             return Some(head_len);
+        }
+        if matches!(req.method, "GET" | "HEAD") {
+            if let Some(f) = self.settings.static_files.iter().find(|f| f.path == path) {
+                let body = if req.method == "HEAD" { &[][..] } else { f.body };
+                http::write_response(
+                    out,
+                    200,
+                    f.content_type,
+                    body,
+                    "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n",
+                    &server,
+                );
+                self.finish(token);
+                return None;
+            }
         }
         let (status, body): (u16, &[u8]) = match (req.method, path) {
             ("GET" | "HEAD", "/healthz") => (200, b"ok\n"),
