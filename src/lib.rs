@@ -6,6 +6,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bench;
+pub mod natcheck;
 pub mod proto;
 pub mod server;
 pub mod shard;

@@ -39,12 +39,19 @@ enum Command {
         /// Answer WebSocket echo at /v1/echo, for conformance testing only.
         #[arg(long)]
         echo_endpoint: bool,
+        /// Admin listener for /metrics, /healthz, /readyz (overrides admin.listen and
+        /// enables it).
+        #[arg(long, value_name = "ADDR:PORT")]
+        admin_listen: Option<std::net::SocketAddr>,
         /// Log format: "auto" (human on a terminal, JSON otherwise), "human" or "json".
         #[arg(long, default_value = "auto")]
         log_format: String,
     },
     /// Drive load against a signaling server and report latency and server CPU.
     Bench(switchboard::bench::BenchArgs),
+    /// Ask a STUN server for this host's public mapping and, with RFC 5780, the NAT's
+    /// mapping and filtering behaviour.
+    NatCheck(switchboard::natcheck::NatCheckArgs),
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         /// The file to check.
@@ -90,6 +97,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::NatCheck(args) => match switchboard::natcheck::run(&args) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { file } => match load(Some(&file)) {
             Ok(cfg) => {
                 print!(
@@ -110,6 +127,7 @@ fn main() -> ExitCode {
             driver,
             stun_listen,
             echo_endpoint,
+            admin_listen,
             log_format,
         } => {
             init_logs(&log_format);
@@ -130,6 +148,10 @@ fn main() -> ExitCode {
                 cfg.server.driver = d;
             }
             cfg.server.echo_endpoint |= echo_endpoint;
+            if let Some(a) = admin_listen {
+                cfg.admin.listen = a;
+                cfg.admin.enabled = true;
+            }
             if let Some(a) = stun_listen {
                 cfg.stun.listen = a;
                 cfg.stun.enabled = true;
@@ -169,6 +191,7 @@ fn serve(cfg: &Config) -> ExitCode {
             if let Some(sig) = signals.forever().next() {
                 tracing::info!(signal = sig, "stop requested; draining");
                 shared.request_stop();
+                server::notify::stopping();
             }
         })
         .expect("spawn signal thread");

@@ -47,6 +47,8 @@ fn serve_args(cmd: &mut Command) {
         "2",
         "--stun-listen",
         "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
         "--log-format",
         "json",
     ]);

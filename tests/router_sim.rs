@@ -33,6 +33,7 @@ impl Rng {
 #[derive(Default)]
 struct Recorder {
     frames: Vec<(ConnToken, String)>,
+    closes: Vec<(ConnToken, u16)>,
 }
 
 impl Sink for Recorder {
@@ -43,6 +44,10 @@ impl Sink for Recorder {
         }
         self.frames
             .push((conn, String::from_utf8(text).expect("frames are UTF-8")));
+    }
+
+    fn close(&mut self, conn: ConnToken, code: u16, _reason: &str) {
+        self.closes.push((conn, code));
     }
 }
 
@@ -75,6 +80,7 @@ impl Sim {
                     limits: Limits {
                         rooms_per_session_max: 4,
                         members_per_room_max: 10_000,
+                        resume_grace_ms: 0,
                         ..Limits::default()
                     },
                     ice_servers_json: "[]".into(),
@@ -165,7 +171,7 @@ impl Sim {
                     }
                     if let Some(b) = self.routers[src as usize].take_batch(dst) {
                         let mut rec = Recorder::default();
-                        self.routers[dst as usize].handle_batch(&b, &mut rec);
+                        self.routers[dst as usize].handle_batch(&b, 0, &mut rec);
                         self.absorb(rec);
                         moved = true;
                     }
@@ -209,7 +215,7 @@ impl Sim {
     fn send(&mut self, i: usize, text: &str) {
         let id = self.clients[i].id.unwrap();
         let mut rec = Recorder::default();
-        self.routers[id.shard() as usize].handle_text(id, text.as_bytes(), &mut rec);
+        self.routers[id.shard() as usize].handle_text(id, text.as_bytes(), 0, &mut rec);
         self.absorb(rec);
     }
 

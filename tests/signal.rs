@@ -336,11 +336,13 @@ fn every_error_code_is_provoked() {
             let token = c.welcome["resume"].as_str().unwrap().to_owned();
             let cid = c.id.clone();
             drop(c);
-            a.send(&format!(
-                r#"{{"type":"resume","id":"{cid}","resume":"{token}"}}"#
-            ))
-            .await;
-            assert_eq!(a.recv().await["code"], "session-expired");
+            // Resume is the first message of a new connection.
+            let mut d = connect(&url).await;
+            let resume = format!(r#"{{"type":"resume","id":"{cid}","resume":"{token}"}}"#);
+            d.send(&resume).await;
+            assert_eq!(d.recv().await["code"], "session-expired");
+            a.send(&resume).await;
+            assert_eq!(a.recv().await["code"], "bad-field");
             // After all of that, a and b still relay.
             a.send(&format!(
                 r#"{{"type":"message","target":"{}","ok":true}}"#,

@@ -2,8 +2,10 @@
 //! deadlines. Nothing here touches a socket, a clock or a thread, and nothing is `unsafe`.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod http;
 pub mod sdp;
 pub mod signal;
 pub mod stun;
+pub mod turn_rest;
 pub mod ws;

@@ -36,6 +36,8 @@ pub struct Config {
     pub signal: Signal,
     /// The STUN Binding server.
     pub stun: Stun,
+    /// The admin listener: metrics, liveness, readiness.
+    pub admin: Admin,
 }
 
 /// `[server]`.
@@ -116,8 +118,22 @@ pub struct Signal {
     pub members_per_room_max: usize,
     /// Sessions one shard may hold (new upgrades get HTTP 503 past it).
     pub sessions_per_shard_max: u32,
-    /// Heartbeat interval advertised in `welcome`.
+    /// Heartbeat interval: the server pings every connection this often, and advertises it
+    /// in `welcome`.
     pub heartbeat_ms: u64,
+    /// A connection silent (no frame, not even a pong) this long is dropped; its session
+    /// then waits `resume_grace_ms`.
+    pub idle_timeout_ms: u64,
+    /// How long a session outlives its connection, waiting for a `resume` (0: not at all).
+    pub resume_grace_ms: u64,
+    /// Bytes of frames queued for a disconnected session; past it the session ends.
+    pub resume_queue_bytes_max: usize,
+    /// Messages per second one session may send (0 = unlimited); past it `rate-limited`.
+    pub messages_per_second: u32,
+    /// Burst of messages above that rate.
+    pub message_burst: u32,
+    /// Refused messages in a row after which the connection is closed with 1008.
+    pub rate_violations_max: u32,
     /// STUN/TURN servers advertised in `welcome`.
     pub ice_servers: Vec<IceServer>,
 }
@@ -153,6 +169,16 @@ pub struct Stun {
     pub udp_batch_max: usize,
     /// A STUN-over-TCP connection idle this long is closed.
     pub tcp_idle_timeout_ms: u64,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Serve `/metrics`, `/healthz` and `/readyz` on `listen`.
+    pub enabled: bool,
+    /// Address of the admin listener; keep it off the public network.
+    pub listen: SocketAddr,
 }
 
 /// One `iceServers` entry.
@@ -439,11 +465,9 @@ impl Config {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
         };
-        let mut urls = vec![format!("stun:{host}:{}", l.port())];
-        if self.stun.tcp {
-            urls.push(format!("stun:{host}:{}?transport=tcp", l.port()));
-        }
-        urls
+        // A `stun:` URI has no transport parameter (RFC 7064; browsers reject one): clients
+        // use UDP, and TCP is there for those that try it on their own.
+        vec![format!("stun:{host}:{}", l.port())]
     }
 
     /// The `iceServers` JSON array for `welcome`: our STUN server first, then the
@@ -512,7 +536,7 @@ mod tests {
         assert!(cfg.stun.listen.ip().is_loopback());
         assert_eq!(
             cfg.ice_servers_json(),
-            r#"[{"urls":["stun:127.0.0.1:3478","stun:127.0.0.1:3478?transport=tcp"]}]"#
+            r#"[{"urls":["stun:127.0.0.1:3478"]}]"#
         );
     }
 

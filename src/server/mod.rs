@@ -1,9 +1,11 @@
 //! Start-up: listeners, shards and their threads, and the stop signal.
 
+pub mod admin;
 pub mod config;
+pub mod notify;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -24,13 +26,21 @@ pub struct Running {
     pub stun_addr: Option<SocketAddr>,
     /// Shared state (stop flag, wakers, stats).
     pub shared: Arc<Shared>,
+    /// The bound admin address (`/metrics`, `/healthz`, `/readyz`), when the admin
+    /// listener is enabled.
+    pub admin_addr: Option<SocketAddr>,
     threads: Vec<JoinHandle<std::io::Result<()>>>,
+    /// The admin and sd-notify threads, told to quit through `control_quit` once the
+    /// shards have stopped.
+    control: Vec<JoinHandle<()>>,
+    control_quit: Arc<AtomicBool>,
 }
 
 impl Running {
-    /// Asks every shard to drain and stop.
+    /// Asks every shard to drain and stop (and tells systemd, when it listens).
     pub fn stop(&self) {
         self.shared.request_stop();
+        notify::stopping();
     }
 
     /// Waits for every shard to finish.
@@ -45,6 +55,13 @@ impl Running {
                 .unwrap_or_else(|_| Err(std::io::Error::other("shard thread panicked")));
             if first.is_ok() {
                 first = r;
+            }
+        }
+        // The admin listener answered /readyz 503 while the shards drained; now it goes.
+        self.control_quit.store(true, Ordering::Release);
+        for t in self.control {
+            if t.join().is_err() && first.is_ok() {
+                first = Err(std::io::Error::other("admin or sd-notify thread panicked"));
             }
         }
         first
@@ -122,6 +139,10 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
     let mut stun_addr = None;
     if let Some(st) = &stun_settings {
         let mut st = st.clone();
+        if st.listen.port() == 0 && st.tcp && st.alternate.is_none() {
+            // Port 0 (tests): find a port free for both UDP and TCP before binding shards.
+            st.listen = free_udp_tcp_port(st.listen)?;
+        }
         for _ in 0..shards {
             let mut udp = Vec::new();
             for addr in st.udp_addrs() {
@@ -156,6 +177,20 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         s
     });
     let mut stun_per_shard = stun_per_shard.into_iter();
+    // After the STUN sockets: their TCP port follows the UDP port picked for port 0, so an
+    // admin listener bound first on port 0 could take it.
+    let admin_listener = if cfg.admin.enabled {
+        let l = admin::bind(cfg.admin.listen).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("admin listener {}: {e}", cfg.admin.listen),
+            )
+        })?;
+        tracing::info!(addr = %l.local_addr()?, "admin listener bound (/metrics, /healthz, /readyz)");
+        Some(l)
+    } else {
+        None
+    };
     let (wakers, links) = ring::mesh(
         shards,
         cfg.server.ring_batches_max,
@@ -202,6 +237,11 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
                 sessions_max: cfg.signal.sessions_per_shard_max,
                 validate_sdp: cfg.signal.validate_sdp,
                 sdp_lines_max: cfg.signal.sdp_lines_max,
+                resume_grace_ms: cfg.signal.resume_grace_ms,
+                resume_queue_bytes_max: cfg.signal.resume_queue_bytes_max,
+                messages_per_second: cfg.signal.messages_per_second,
+                message_burst: cfg.signal.message_burst,
+                rate_violations_max: cfg.signal.rate_violations_max,
             },
             ice_servers_json: ice.clone(),
             heartbeat_ms: cfg.signal.heartbeat_ms,
@@ -249,13 +289,58 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
             })?;
         threads.push(t);
     }
+    // Control plane: metrics and readiness, then sd_notify (READY=1 goes out only now that
+    // every listener is bound and every shard thread runs).
+    let control_quit = Arc::new(AtomicBool::new(false));
+    let mut control = Vec::new();
+    let admin_addr = admin_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let spawned = (|| {
+        if let Some(l) = admin_listener {
+            control.push(admin::spawn(l, shared.clone(), control_quit.clone())?);
+        }
+        let stall_ms = admin::LOOP_STALL_MS;
+        if let Some(t) = notify::spawn_supervisor(shared.clone(), control_quit.clone(), stall_ms)? {
+            control.push(t);
+        }
+        Ok::<(), std::io::Error>(())
+    })();
+    if let Err(e) = spawned {
+        // The shards already run: stop them rather than leave them unsupervised.
+        shared.request_stop();
+        control_quit.store(true, Ordering::Release);
+        return Err(e);
+    }
+    notify::ready(&format!(
+        "serving on {local_addr} ({shards} shards, {})",
+        driver.as_str()
+    ));
     Ok(Running {
         local_addr,
         driver,
         stun_addr,
         shared,
+        admin_addr,
         threads,
+        control,
+        control_quit,
     })
+}
+
+/// A port on `addr`'s IP that is free for both UDP and TCP right now.
+fn free_udp_tcp_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let mut last = None;
+    for _ in 0..64 {
+        let udp = std::net::UdpSocket::bind(addr)?;
+        let candidate = udp.local_addr()?;
+        match TcpListener::bind(candidate) {
+            Ok(_) => return Ok(candidate),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free STUN port")))
 }
 
 fn stun_settings_of(cfg: &Config) -> Option<shard::stun::StunSettings> {
@@ -335,6 +420,8 @@ fn settings_of(cfg: &Config) -> Settings {
         outbound_queue_bytes_max: cfg.server.outbound_queue_bytes_max,
         recv_buffer_bytes: cfg.server.recv_buffer_bytes,
         connections_max: cfg.signal.sessions_per_shard_max,
+        heartbeat_ms: cfg.signal.heartbeat_ms.max(100),
+        idle_timeout_ms: cfg.signal.idle_timeout_ms,
         static_files: if cfg.server.demo {
             &STATIC_WITH_DEMO
         } else {

@@ -16,6 +16,7 @@
 //! 6. Expire deadlines (handshake and close timeouts).
 
 pub mod epoll;
+pub mod iplimit;
 pub mod ring;
 pub mod stun;
 pub mod sys;
@@ -75,6 +76,10 @@ pub struct Settings {
     pub recv_buffer_bytes: usize,
     /// Connections this shard may hold (upgrades past it get 503).
     pub connections_max: u32,
+    /// The server pings each WebSocket connection this often.
+    pub heartbeat_ms: u64,
+    /// A WebSocket connection silent this long is dropped.
+    pub idle_timeout_ms: u64,
     /// Files served on plain GETs (the browser client and the demo).
     pub static_files: &'static [StaticFile],
 }
@@ -119,6 +124,8 @@ pub struct ShardStats {
     pub http_errors: AtomicU64,
     /// Loop turns.
     pub loop_turns: AtomicU64,
+    /// [`sys::monotonic_ms`] at the end of the last loop turn (readiness and watchdog).
+    pub heartbeat_ms: AtomicU64,
     /// Client frames by kind, indexed like [`signal::Kind::ALL`].
     pub frames_in_by_kind: [AtomicU64; 10],
     /// Error frames sent, indexed like [`signal::ErrorCode::ALL`].
@@ -220,6 +227,8 @@ pub(crate) struct Out {
 struct OutSink<'a> {
     outs: &'a mut [Out],
     dirty: &'a mut Vec<ConnToken>,
+    /// Connections the router closed without ending a session (see [`Sink::close`]).
+    kicks: &'a mut Vec<ConnToken>,
     cap: usize,
     frames: u64,
 }
@@ -249,6 +258,17 @@ impl OutSink<'_> {
 impl Sink for OutSink<'_> {
     fn send_text(&mut self, conn: ConnToken, parts: &[&[u8]]) {
         self.queue(conn, OpCode::Text, parts);
+    }
+
+    fn close(&mut self, conn: ConnToken, code: u16, reason: &str) {
+        let out = &mut self.outs[conn as usize];
+        out.overflow = false;
+        ws::write_close(&mut out.buf, Some(code), reason);
+        if !out.queued {
+            out.queued = true;
+            self.dirty.push(conn);
+        }
+        self.kicks.push(conn);
     }
 }
 
@@ -284,6 +304,10 @@ pub struct Core {
     pub(crate) scratch: Vec<u8>,
     /// The STUN server, when enabled.
     pub(crate) stun: Option<stun::StunService>,
+    /// Connections the router closed during the current call.
+    kicks: Vec<ConnToken>,
+    /// The time of the current loop turn.
+    now_ms: u64,
 }
 
 impl std::fmt::Debug for Core {
@@ -324,6 +348,26 @@ impl Core {
             open: 0,
             scratch,
             stun: None,
+            kicks: Vec::new(),
+            now_ms: 0,
+        }
+    }
+
+    /// Moves connections the router closed (a resume elsewhere took their session over, or
+    /// a rate-limit close) to the closing phase without ending any session.
+    fn apply_kicks(&mut self) {
+        let timeout = self.settings.close_timeout_ms;
+        let now_ms = self.now_ms;
+        while let Some(t) = self.kicks.pop() {
+            if let Some(Some(c)) = self.conns.get_mut(t as usize) {
+                if matches!(c.phase, Phase::Signal(_)) {
+                    c.phase = Phase::Closing;
+                    c.deadline_ms = now_ms + timeout;
+                    self.timers
+                        .push(Reverse((now_ms + timeout, t, c.generation)));
+                    self.stats.count_close(None);
+                }
+            }
         }
     }
 
@@ -423,6 +467,7 @@ impl Core {
     /// Handles bytes received on a connection with no partial buffer: they are processed
     /// in place, and only an incomplete tail is copied into the connection.
     pub(crate) fn on_data(&mut self, token: ConnToken, data: &mut [u8], now_ms: u64) {
+        self.touch(token, now_ms);
         self.stats
             .bytes_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -436,6 +481,14 @@ impl Core {
         }
     }
 
+    /// Records activity on a connection (for the idle timeout) and the current time.
+    fn touch(&mut self, token: ConnToken, now_ms: u64) {
+        self.now_ms = now_ms;
+        if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+            c.last_active_ms = now_ms;
+        }
+    }
+
     /// Handles a connection's own buffer after new bytes were appended to it at
     /// `new_from`.
     pub(crate) fn on_data_owned(
@@ -445,6 +498,7 @@ impl Core {
         new_from: usize,
         now_ms: u64,
     ) {
+        self.touch(token, now_ms);
         self.stats
             .bytes_in
             .fetch_add((buf.len() - new_from) as u64, Ordering::Relaxed);
@@ -542,7 +596,6 @@ impl Core {
 
     /// Handles an HTTP head; returns the bytes consumed, or `None` if incomplete or done.
     fn handle_head(&mut self, token: ConnToken, data: &[u8], now_ms: u64) -> Option<usize> {
-        let _ = now_ms;
         let server = self.settings.server_name.clone();
         let parsed = http::parse_head(data, self.settings.http);
         let out = &mut self.outs[token as usize].buf;
@@ -608,6 +661,7 @@ impl Core {
                 let mut sink = OutSink {
                     outs: &mut self.outs,
                     dirty: &mut self.dirty,
+                    kicks: &mut self.kicks,
                     cap: self.settings.outbound_queue_bytes_max,
                     frames: 0,
                 };
@@ -622,16 +676,24 @@ impl Core {
             } else {
                 Phase::Echo
             };
+            let heartbeat = self.settings.heartbeat_ms;
             if let Some(Some(c)) = self.conns.get_mut(token as usize) {
                 c.phase = phase;
                 c.decoder = Some(Decoder::new(limits));
-                c.deadline_ms = 0;
+                // From now on the deadline is the next heartbeat.
+                c.deadline_ms = now_ms + heartbeat;
+                self.timers
+                    .push(Reverse((c.deadline_ms, token, c.generation)));
             }
             return Some(head_len);
         }
         if matches!(req.method, "GET" | "HEAD") {
             if let Some(f) = self.settings.static_files.iter().find(|f| f.path == path) {
-                let body = if req.method == "HEAD" { &[][..] } else { f.body };
+                let body = if req.method == "HEAD" {
+                    &[][..]
+                } else {
+                    f.body
+                };
                 http::write_response(
                     out,
                     200,
@@ -676,6 +738,7 @@ impl Core {
         let mut sink = OutSink {
             outs: &mut self.outs,
             dirty: &mut self.dirty,
+            kicks: &mut self.kicks,
             cap: self.settings.outbound_queue_bytes_max,
             frames: 0,
         };
@@ -693,7 +756,9 @@ impl Core {
                 Message::Text(text) => {
                     self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
                     match phase {
-                        Phase::Signal(id) => self.router.handle_text(id, text, &mut sink),
+                        Phase::Signal(id) => {
+                            self.router.handle_text(id, text, self.now_ms, &mut sink);
+                        }
                         _ => sink.queue(token, OpCode::Text, &[text]),
                     }
                     Ok(consumed)
@@ -812,10 +877,12 @@ impl Core {
             let mut sink = OutSink {
                 outs: &mut self.outs,
                 dirty: &mut self.dirty,
+                kicks: &mut self.kicks,
                 cap: self.settings.outbound_queue_bytes_max,
                 frames: 0,
             };
-            self.router.close(id, &mut sink);
+            self.router.detach(id, self.now_ms, &mut sink);
+            self.apply_kicks();
         }
     }
 
@@ -826,10 +893,11 @@ impl Core {
             let mut sink = OutSink {
                 outs: &mut self.outs,
                 dirty: &mut self.dirty,
+                kicks: &mut self.kicks,
                 cap: self.settings.outbound_queue_bytes_max,
                 frames: 0,
             };
-            self.router.handle_batch(&batch, &mut sink);
+            self.router.handle_batch(&batch, self.now_ms, &mut sink);
             self.stats
                 .frames_out
                 .fetch_add(sink.frames, Ordering::Relaxed);
@@ -929,9 +997,26 @@ impl Core {
 
     /// Expires deadlines up to `now_ms`; returns the next deadline, if any.
     pub(crate) fn expire(&mut self, now_ms: u64) -> Option<u64> {
+        self.now_ms = now_ms;
+        if self.router.poll_timeout().is_some_and(|at| at <= now_ms) {
+            let mut sink = OutSink {
+                outs: &mut self.outs,
+                dirty: &mut self.dirty,
+                kicks: &mut self.kicks,
+                cap: self.settings.outbound_queue_bytes_max,
+                frames: 0,
+            };
+            self.router.handle_timeout(now_ms, &mut sink);
+            self.apply_kicks();
+        }
+        let router_next = self.router.poll_timeout();
+        let earliest = |conn_next: Option<u64>| match (conn_next, router_next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         while let Some(Reverse((at, token, generation))) = self.timers.peek().copied() {
             if at > now_ms {
-                return Some(at);
+                return earliest(Some(at));
             }
             self.timers.pop();
             let Some(Some(c)) = self.conns.get(token as usize) else {
@@ -954,10 +1039,27 @@ impl Core {
                         self.timers.push(Reverse((due, token, generation)));
                     }
                 }
-                Phase::Signal(_) | Phase::Echo => {}
+                Phase::Signal(_) | Phase::Echo => {
+                    // Heartbeat: drop a connection silent past the idle timeout, else ping.
+                    let silent_ms = now_ms.saturating_sub(c.last_active_ms);
+                    if silent_ms >= self.settings.idle_timeout_ms {
+                        self.start_close(token, close::GOING_AWAY, "idle timeout", now_ms);
+                    } else {
+                        let next = now_ms + self.settings.heartbeat_ms;
+                        if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+                            c.deadline_ms = next;
+                        }
+                        self.timers.push(Reverse((next, token, generation)));
+                        let out = &mut self.outs[token as usize];
+                        if !out.overflow {
+                            ws::write_frame(&mut out.buf, OpCode::Ping, &[]);
+                            self.mark_dirty(token);
+                        }
+                    }
+                }
             }
         }
-        None
+        earliest(None)
     }
 
     /// Starts a graceful close of every WebSocket connection (server shutdown).
@@ -1027,6 +1129,7 @@ impl Core {
             s.stun_rate_limited
                 .store(c.drops_rate_limited, Ordering::Relaxed);
         }
+        s.heartbeat_ms.store(sys::monotonic_ms(), Ordering::Relaxed);
         s.loop_turns.fetch_add(1, Ordering::Relaxed);
     }
 

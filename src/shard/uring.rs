@@ -412,8 +412,7 @@ impl Driver {
             );
             let mut returned_buffers = false;
             for &(ud, res, flags) in &cqes {
-                returned_buffers |=
-                    self.complete(core, ud, res, flags, now_ms)?;
+                returned_buffers |= self.complete(core, ud, res, flags, now_ms)?;
             }
             if returned_buffers {
                 self.bufs.publish();

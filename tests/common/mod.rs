@@ -25,6 +25,10 @@ pub fn config(driver: DriverChoice, shards: usize) -> Config {
     c.server.pin_threads = false;
     // Port 0 everywhere: tests run in parallel and must not share the STUN port.
     c.stun.listen = "127.0.0.1:0".parse().unwrap();
+    c.admin.listen = "127.0.0.1:0".parse().unwrap();
+    // Sessions end with their socket and no rate limit applies, unless a test asks.
+    c.signal.resume_grace_ms = 0;
+    c.signal.messages_per_second = 0;
     c
 }
 

@@ -36,7 +36,16 @@ pub type ConnToken = u32;
 pub trait Sink {
     /// Queues one text frame whose payload is the concatenation of `parts`.
     fn send_text(&mut self, conn: ConnToken, parts: &[&[u8]]);
+
+    /// Closes a connection whose session has moved on (a resume took it over): send a
+    /// close frame with `code` and close, without ending any session.
+    fn close(&mut self, conn: ConnToken, code: u16, reason: &str);
 }
+
+/// Close code for a connection whose session was resumed on another connection.
+pub const CLOSE_RESUMED_ELSEWHERE: u16 = 4001;
+/// Close code for a session that kept sending over its rate limit.
+pub const CLOSE_RATE_LIMITED: u16 = 1008;
 
 /// Limits the router enforces; all come from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +68,16 @@ pub struct Limits {
     pub validate_sdp: bool,
     /// Most lines an SDP may have.
     pub sdp_lines_max: u32,
+    /// How long a session outlives its connection, waiting for a resume (0: not at all).
+    pub resume_grace_ms: u64,
+    /// Bytes of frames queued for a detached session; past it the session ends.
+    pub resume_queue_bytes_max: usize,
+    /// Messages per second a session may send (token bucket refill; 0 = unlimited).
+    pub messages_per_second: u32,
+    /// Burst of messages above the rate.
+    pub message_burst: u32,
+    /// Refused messages in a row after which the connection is closed with 1008.
+    pub rate_violations_max: u32,
 }
 
 impl Default for Limits {
@@ -73,6 +92,11 @@ impl Default for Limits {
             sessions_max: 1 << 20,
             validate_sdp: true,
             sdp_lines_max: 2000,
+            resume_grace_ms: 15_000,
+            resume_queue_bytes_max: 256 * 1024,
+            messages_per_second: 0,
+            message_burst: 100,
+            rate_violations_max: 50,
         }
     }
 }
@@ -158,6 +182,182 @@ pub enum Record {
         /// The session that asked.
         session: SessionId,
     },
+    /// A client frame that arrived on `proxy`'s connection, for the resumed `session`
+    /// whose home is the receiving shard.
+    ClientText {
+        /// The resumed session.
+        session: SessionId,
+        /// The stand-in session whose connection carries it.
+        proxy: SessionId,
+        /// The frame.
+        text: Span,
+    },
+    /// A frame for `session`, to write on `proxy`'s connection (receiving shard).
+    ToConn {
+        /// The stand-in session.
+        proxy: SessionId,
+        /// The resumed session the frame is for.
+        session: SessionId,
+        /// The frame.
+        frame: Span,
+        /// Whether the frame goes back to the session's queue if the stand-in is gone
+        /// (false for the `resumed` reply, which only means something on that connection).
+        requeue: bool,
+    },
+    /// A frame that found `proxy` gone; back to `session`'s queue, oldest first.
+    Requeue {
+        /// The resumed session.
+        session: SessionId,
+        /// The stand-in that was gone.
+        proxy: SessionId,
+        /// The frame.
+        frame: Span,
+    },
+    /// `proxy`'s connection ended: `session` is detached.
+    Detach {
+        /// The resumed session.
+        session: SessionId,
+        /// The stand-in that ended.
+        proxy: SessionId,
+    },
+    /// The home saw the detach and sends nothing more to `proxy`.
+    DetachAck {
+        /// The stand-in.
+        proxy: SessionId,
+        /// The resumed session.
+        session: SessionId,
+    },
+    /// Every frame bounced from `proxy` has been sent back.
+    RequeueDone {
+        /// The resumed session.
+        session: SessionId,
+        /// The stand-in.
+        proxy: SessionId,
+    },
+    /// A client on `proxy`'s connection resumes `session` (its token already checked).
+    ResumeRequest {
+        /// The session to take over.
+        session: SessionId,
+        /// The stand-in session of the new connection.
+        proxy: SessionId,
+        /// The request's `ref`.
+        reference: Option<Span>,
+    },
+    /// The resume failed: the session has ended.
+    ResumeFailed {
+        /// The stand-in session of the new connection.
+        proxy: SessionId,
+        /// The request's `ref`.
+        reference: Option<Span>,
+    },
+    /// Another connection took `session` over: close `proxy`'s connection with 4001 and
+    /// answer `RequeueDone` once frames sent to it before are accounted for.
+    Kick {
+        /// The stand-in to close.
+        proxy: SessionId,
+        /// The session it stood in for.
+        session: SessionId,
+    },
+}
+
+impl Record {
+    /// The same record with every span moved by `base` bytes.
+    fn shifted(self, base: u32) -> Record {
+        let sh = |s: Span| Span {
+            start: s.start + base,
+            len: s.len,
+        };
+        match self {
+            Record::Deliver {
+                target,
+                frame,
+                from,
+                reference,
+            } => Record::Deliver {
+                target,
+                frame: sh(frame),
+                from,
+                reference: reference.map(sh),
+            },
+            Record::Join {
+                room,
+                session,
+                meta,
+                reference,
+            } => Record::Join {
+                room: sh(room),
+                session,
+                meta: meta.map(sh),
+                reference: reference.map(sh),
+            },
+            Record::Leave {
+                room,
+                session,
+                reply,
+                reference,
+            } => Record::Leave {
+                room: sh(room),
+                session,
+                reply,
+                reference: reference.map(sh),
+            },
+            Record::Broadcast { room, from, frame } => Record::Broadcast {
+                room: sh(room),
+                from,
+                frame: sh(frame),
+            },
+            Record::JoinRefused { room, session } => Record::JoinRefused {
+                room: sh(room),
+                session,
+            },
+            Record::ClientText {
+                session,
+                proxy,
+                text,
+            } => Record::ClientText {
+                session,
+                proxy,
+                text: sh(text),
+            },
+            Record::ToConn {
+                proxy,
+                session,
+                frame,
+                requeue,
+            } => Record::ToConn {
+                proxy,
+                session,
+                frame: sh(frame),
+                requeue,
+            },
+            Record::Requeue {
+                session,
+                proxy,
+                frame,
+            } => Record::Requeue {
+                session,
+                proxy,
+                frame: sh(frame),
+            },
+            Record::ResumeRequest {
+                session,
+                proxy,
+                reference,
+            } => Record::ResumeRequest {
+                session,
+                proxy,
+                reference: reference.map(sh),
+            },
+            Record::ResumeFailed { proxy, reference } => Record::ResumeFailed {
+                proxy,
+                reference: reference.map(sh),
+            },
+            r @ (Record::Detach { .. }
+            | Record::DetachAck { .. }
+            | Record::RequeueDone { .. }
+            | Record::Kick { .. }) => r,
+        }
+    }
 }
 
 /// Cross-shard work for one destination shard, gathered over one loop turn.
@@ -207,56 +407,8 @@ impl Batch {
     pub fn append(&mut self, other: Batch) {
         let base = self.data.len() as u32;
         self.data.extend_from_slice(&other.data);
-        let shift = |s: Span| Span {
-            start: s.start + base,
-            len: s.len,
-        };
-        for r in other.records {
-            self.records.push(match r {
-                Record::Deliver {
-                    target,
-                    frame,
-                    from,
-                    reference,
-                } => Record::Deliver {
-                    target,
-                    frame: shift(frame),
-                    from,
-                    reference: reference.map(shift),
-                },
-                Record::Join {
-                    room,
-                    session,
-                    meta,
-                    reference,
-                } => Record::Join {
-                    room: shift(room),
-                    session,
-                    meta: meta.map(shift),
-                    reference: reference.map(shift),
-                },
-                Record::Leave {
-                    room,
-                    session,
-                    reply,
-                    reference,
-                } => Record::Leave {
-                    room: shift(room),
-                    session,
-                    reply,
-                    reference: reference.map(shift),
-                },
-                Record::Broadcast { room, from, frame } => Record::Broadcast {
-                    room: shift(room),
-                    from,
-                    frame: shift(frame),
-                },
-                Record::JoinRefused { room, session } => Record::JoinRefused {
-                    room: shift(room),
-                    session,
-                },
-            });
-        }
+        self.records
+            .extend(other.records.into_iter().map(|r| r.shifted(base)));
     }
 }
 
@@ -275,11 +427,60 @@ pub struct Counters {
     pub errors: [u64; 14],
 }
 
+/// Where a session's frames go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attach {
+    /// Straight to a connection of this shard.
+    Local(ConnToken),
+    /// Through a stand-in session (possibly on another shard) whose connection resumed it.
+    Proxy(SessionId),
+    /// Nowhere: frames queue until a resume or until the deadline ends the session.
+    Detached { deadline_ms: u64 },
+}
+
 struct Session {
     generation: u32,
-    conn: ConnToken,
     live: bool,
+    attach: Attach,
     rooms: Vec<Box<str>>,
+    /// Set on a stand-in: the session (anywhere) this connection resumed.
+    proxy_for: Option<SessionId>,
+    /// No client frame has arrived yet (a resume must come first).
+    fresh: bool,
+    queue: std::collections::VecDeque<Box<[u8]>>,
+    queue_bytes: usize,
+    /// Where frames bounced back from a gone remote stand-in are inserted (they are older
+    /// than anything queued after the detach).
+    requeue_at: usize,
+    /// A remote stand-in detached; its bounced frames are still on the way.
+    awaiting_requeue: Option<SessionId>,
+    /// A resume that waits for those frames.
+    pending_resume: Option<(SessionId, Option<Box<[u8]>>)>,
+    /// Token bucket of the message rate limit (thousandths of a message).
+    tokens_milli: u64,
+    tokens_at_ms: u64,
+    violations: u32,
+}
+
+impl Session {
+    fn new(conn: ConnToken) -> Session {
+        Session {
+            generation: 0,
+            live: true,
+            attach: Attach::Local(conn),
+            rooms: Vec::new(),
+            proxy_for: None,
+            fresh: true,
+            queue: std::collections::VecDeque::new(),
+            queue_bytes: 0,
+            requeue_at: 0,
+            awaiting_requeue: None,
+            pending_resume: None,
+            tokens_milli: 0,
+            tokens_at_ms: 0,
+            violations: 0,
+        }
+    }
 }
 
 struct Member {
@@ -304,6 +505,12 @@ pub struct Router {
     parser: Option<Box<Parser>>,
     scratch: Vec<u8>,
     counters: Counters,
+    /// Grace deadlines of detached sessions: (deadline, slot, generation).
+    deadlines: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u32, u32)>>,
+    /// Sessions to end once the current call has finished (queue overflow).
+    to_end: Vec<SessionId>,
+    /// The time the current call was made with.
+    now_ms: u64,
 }
 
 impl std::fmt::Debug for Router {
@@ -354,6 +561,9 @@ impl Router {
             parser: Some(Box::new(Parser::new())),
             scratch: Vec::with_capacity(1024),
             counters: Counters::default(),
+            deadlines: std::collections::BinaryHeap::new(),
+            to_end: Vec::new(),
+            now_ms: 0,
         }
     }
 
@@ -389,14 +599,35 @@ impl Router {
         (self.room_hasher.hash_one(room) % u64::from(self.cfg.shards)) as u8
     }
 
-    /// The connection of a live local session, if `id` names one.
+    /// The connection of a live local session attached to a connection of this shard.
     #[must_use]
     pub fn lookup(&self, id: SessionId) -> Option<ConnToken> {
+        match self.session(id)?.attach {
+            Attach::Local(conn) => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// Whether `id` names a live session of this shard (attached or not).
+    #[must_use]
+    pub fn is_live(&self, id: SessionId) -> bool {
+        self.session(id).is_some()
+    }
+
+    fn session(&self, id: SessionId) -> Option<&Session> {
         if id.node() != self.cfg.node || id.shard() != self.cfg.shard {
             return None;
         }
         let s = self.sessions.get(id.slot() as usize)?;
-        (s.live && s.generation == id.generation()).then_some(s.conn)
+        (s.live && s.generation == id.generation()).then_some(s)
+    }
+
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        if id.node() != self.cfg.node || id.shard() != self.cfg.shard {
+            return None;
+        }
+        let s = self.sessions.get_mut(id.slot() as usize)?;
+        (s.live && s.generation == id.generation()).then_some(s)
     }
 
     /// The resume token of a session: derived from the node secret, so nothing is stored.
@@ -419,25 +650,30 @@ impl Router {
         if self.live_sessions >= self.cfg.limits.sessions_max {
             return None;
         }
+        let burst_milli = u64::from(self.cfg.limits.message_burst) * 1000;
+        let now_ms = self.now_ms;
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 let s = &mut self.sessions[slot as usize];
-                s.conn = conn;
-                s.live = true;
-                debug_assert!(s.rooms.is_empty());
+                let generation = s.generation;
+                let rooms = std::mem::take(&mut s.rooms);
+                debug_assert!(rooms.is_empty());
+                *s = Session::new(conn);
+                s.generation = generation;
+                s.rooms = rooms;
                 slot
             }
             None => {
                 let slot = self.sessions.len() as u32;
-                self.sessions.push(Session {
-                    generation: 0,
-                    conn,
-                    live: true,
-                    rooms: Vec::new(),
-                });
+                self.sessions.push(Session::new(conn));
                 slot
             }
         };
+        {
+            let s = &mut self.sessions[slot as usize];
+            s.tokens_milli = burst_milli;
+            s.tokens_at_ms = now_ms;
+        }
         self.live_sessions += 1;
         self.counters.sessions_opened += 1;
         let id = SessionId::new(
@@ -462,16 +698,35 @@ impl Router {
         Some(id)
     }
 
-    /// Ends a session: its rooms get `peer-left`, its slot is freed for a later generation.
+    /// Ends a session now: its rooms get `peer-left`, its slot is freed for a later
+    /// generation, and a stand-in connection it was resumed on is closed.
     pub fn close(&mut self, id: SessionId, sink: &mut impl Sink) {
-        if self.lookup(id).is_none() {
+        self.end(id, sink);
+        self.finish_call(sink);
+    }
+
+    fn end(&mut self, id: SessionId, sink: &mut impl Sink) {
+        let Some(s) = self.session_mut(id) else {
             return;
-        }
-        let slot = id.slot() as usize;
-        let rooms = std::mem::take(&mut self.sessions[slot].rooms);
+        };
+        let attach = s.attach;
+        let proxy_for = s.proxy_for.take();
+        let rooms = std::mem::take(&mut s.rooms);
+        s.queue.clear();
+        s.queue_bytes = 0;
+        s.pending_resume = None;
+        s.awaiting_requeue = None;
         for room in &rooms {
             self.leave_at_owner(room, id, false, None, sink);
         }
+        if let Attach::Proxy(proxy) = attach {
+            self.kick(proxy, id, sink);
+        }
+        if let Some(home) = proxy_for {
+            // A stand-in that ends tells the session it stood in for.
+            self.proxy_detached(home, id, sink);
+        }
+        let slot = id.slot() as usize;
         let s = &mut self.sessions[slot];
         s.live = false;
         s.generation = (s.generation + 1) % GENERATION_MOD;
@@ -483,14 +738,388 @@ impl Router {
         self.counters.sessions_closed += 1;
     }
 
-    /// Handles one text message from session `id`.
-    pub fn handle_text(&mut self, id: SessionId, text: &[u8], sink: &mut impl Sink) {
-        let Some(conn) = self.lookup(id) else {
+    /// The connection of session `id` has gone. The session waits `resume_grace_ms` for a
+    /// resume, queuing what is sent to it; with no grace it ends at once.
+    pub fn detach(&mut self, id: SessionId, now_ms: u64, sink: &mut impl Sink) {
+        self.now_ms = now_ms;
+        let grace = self.cfg.limits.resume_grace_ms;
+        let Some(s) = self.session_mut(id) else {
             return;
         };
+        // A stand-in, or a session that never did anything, has nothing to resume.
+        if s.proxy_for.is_some() || grace == 0 || (s.fresh && s.rooms.is_empty()) {
+            self.end(id, sink);
+        } else {
+            let deadline_ms = now_ms + grace;
+            s.attach = Attach::Detached { deadline_ms };
+            self.deadlines
+                .push(std::cmp::Reverse((deadline_ms, id.slot(), id.generation())));
+        }
+        self.finish_call(sink);
+    }
+
+    /// The next grace deadline, if any session is detached.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.deadlines.peek().map(|r| r.0 .0)
+    }
+
+    /// Ends detached sessions whose grace has passed.
+    pub fn handle_timeout(&mut self, now_ms: u64, sink: &mut impl Sink) {
+        self.now_ms = now_ms;
+        while let Some(std::cmp::Reverse((at, slot, generation))) = self.deadlines.peek().copied() {
+            if at > now_ms {
+                break;
+            }
+            self.deadlines.pop();
+            let id = SessionId::new(self.cfg.node, self.cfg.shard, slot, generation);
+            let expired = self
+                .session(id)
+                .is_some_and(|s| s.attach == Attach::Detached { deadline_ms: at });
+            if expired {
+                self.end(id, sink);
+            }
+        }
+        self.finish_call(sink);
+    }
+
+    /// Ends the sessions marked during the call.
+    fn finish_call(&mut self, sink: &mut impl Sink) {
+        while let Some(id) = self.to_end.pop() {
+            self.end(id, sink);
+        }
+    }
+
+    /// Writes a frame to session `id` of this shard wherever it is attached; queues it
+    /// when detached. Returns false when there is no such session.
+    fn emit(&mut self, id: SessionId, parts: &[&[u8]], sink: &mut impl Sink) -> bool {
+        self.emit_with(id, parts, true, sink)
+    }
+
+    fn emit_with(
+        &mut self,
+        id: SessionId,
+        parts: &[&[u8]],
+        requeue: bool,
+        sink: &mut impl Sink,
+    ) -> bool {
+        let queue_max = self.cfg.limits.resume_queue_bytes_max;
+        let Some(s) = self.session_mut(id) else {
+            return false;
+        };
+        match s.attach {
+            Attach::Local(conn) => sink.send_text(conn, parts),
+            Attach::Proxy(proxy) => {
+                if proxy.shard() == self.cfg.shard {
+                    if let Some(conn) = self.lookup(proxy) {
+                        sink.send_text(conn, parts);
+                    }
+                } else {
+                    let b = &mut self.outbound[proxy.shard() as usize];
+                    let frame = b.push_bytes(parts);
+                    b.records.push(Record::ToConn {
+                        proxy,
+                        session: id,
+                        frame,
+                        requeue,
+                    });
+                }
+            }
+            Attach::Detached { .. } => {
+                let len: usize = parts.iter().map(|p| p.len()).sum();
+                if s.queue_bytes + len > queue_max {
+                    // Frames would be lost: end the session instead, so peers see
+                    // peer-left and a late resume hears it has expired.
+                    self.to_end.push(id);
+                    return true;
+                }
+                let mut v = Vec::with_capacity(len);
+                for p in parts {
+                    v.extend_from_slice(p);
+                }
+                s.queue_bytes += len;
+                s.queue.push_back(v.into_boxed_slice());
+            }
+        }
+        true
+    }
+
+    fn emit_scratch(&mut self, id: SessionId, sink: &mut impl Sink) {
+        let buf = std::mem::take(&mut self.scratch);
+        self.emit(id, &[&buf], sink);
+        self.scratch = buf;
+    }
+
+    /// Closes the connection of stand-in `proxy` (anywhere) without ending a session.
+    fn kick(&mut self, proxy: SessionId, session: SessionId, sink: &mut impl Sink) {
+        if proxy.shard() != self.cfg.shard {
+            self.outbound[proxy.shard() as usize]
+                .records
+                .push(Record::Kick { proxy, session });
+            return;
+        }
+        if let Some(conn) = self.lookup(proxy) {
+            sink.close(
+                conn,
+                CLOSE_RESUMED_ELSEWHERE,
+                "the session was resumed on another connection",
+            );
+        }
+        if let Some(s) = self.session_mut(proxy) {
+            // The stand-in ends silently: it was never in a room.
+            s.proxy_for = None;
+        }
+        self.end(proxy, sink);
+    }
+
+    /// Stand-in `proxy` of session `home` has ended (its connection went away).
+    fn proxy_detached(&mut self, home: SessionId, proxy: SessionId, sink: &mut impl Sink) {
+        if home.shard() != self.cfg.shard {
+            self.outbound[home.shard() as usize]
+                .records
+                .push(Record::Detach {
+                    session: home,
+                    proxy,
+                });
+            return;
+        }
+        self.home_detach(home, proxy, false, sink);
+    }
+
+    /// At the home shard: `proxy` no longer carries `home`.
+    fn home_detach(
+        &mut self,
+        home: SessionId,
+        proxy: SessionId,
+        remote: bool,
+        sink: &mut impl Sink,
+    ) {
+        let grace = self.cfg.limits.resume_grace_ms;
+        let now_ms = self.now_ms;
+        let Some(s) = self.session_mut(home) else {
+            if remote {
+                self.outbound[proxy.shard() as usize]
+                    .records
+                    .push(Record::DetachAck {
+                        proxy,
+                        session: home,
+                    });
+            }
+            return;
+        };
+        if s.pending_resume.as_ref().is_some_and(|p| p.0 == proxy) {
+            // The new connection died before its resume completed: nothing was sent to it.
+            s.pending_resume = None;
+        }
+        if s.attach != Attach::Proxy(proxy) {
+            return;
+        }
+        let deadline_ms = now_ms + grace;
+        s.attach = Attach::Detached { deadline_ms };
+        s.requeue_at = 0;
+        if remote {
+            s.awaiting_requeue = Some(proxy);
+            self.outbound[proxy.shard() as usize]
+                .records
+                .push(Record::DetachAck {
+                    proxy,
+                    session: home,
+                });
+        }
+        self.deadlines.push(std::cmp::Reverse((
+            deadline_ms,
+            home.slot(),
+            home.generation(),
+        )));
+        if grace == 0 {
+            self.to_end.push(home);
+        }
+        let _ = sink;
+    }
+
+    /// At the home shard: stand-in `proxy` (anywhere) resumes `home`.
+    fn resume_at_home(
+        &mut self,
+        home: SessionId,
+        proxy: SessionId,
+        reference: Option<&[u8]>,
+        sink: &mut impl Sink,
+    ) {
+        let grace = self.cfg.limits.resume_grace_ms;
+        let now_ms = self.now_ms;
+        let shard = self.cfg.shard;
+        let Some(s) = self.session_mut(home) else {
+            self.resume_failed(proxy, reference, sink);
+            return;
+        };
+        if s.awaiting_requeue.is_some() {
+            // Frames bounced from an old stand-in are still coming: finish when they are in.
+            let earlier = s.pending_resume.replace((proxy, reference.map(Into::into)));
+            if let Some((earlier, _)) = earlier.filter(|e| e.0 != proxy) {
+                // A newer connection wins; the one that asked before is closed.
+                self.kick(earlier, home, sink);
+            }
+            return;
+        }
+        let old = s.attach;
+        match old {
+            Attach::Proxy(q) if q == proxy => return,
+            Attach::Proxy(q) if q.shard() != shard => {
+                // Frames sent to the old remote stand-in may bounce back: queue from now on,
+                // and attach once its shard says every bounce is in.
+                s.awaiting_requeue = Some(q);
+                s.requeue_at = 0;
+                s.pending_resume = Some((proxy, reference.map(Into::into)));
+                let deadline_ms = now_ms + grace.max(1);
+                s.attach = Attach::Detached { deadline_ms };
+                self.deadlines.push(std::cmp::Reverse((
+                    deadline_ms,
+                    home.slot(),
+                    home.generation(),
+                )));
+                self.outbound[q.shard() as usize]
+                    .records
+                    .push(Record::Kick {
+                        proxy: q,
+                        session: home,
+                    });
+                return;
+            }
+            _ => {}
+        }
+        s.attach = Attach::Proxy(proxy);
+        let queued: Vec<Box<[u8]>> = s.queue.drain(..).collect();
+        s.queue_bytes = 0;
+        s.requeue_at = 0;
+        match old {
+            Attach::Local(conn) => sink.close(
+                conn,
+                CLOSE_RESUMED_ELSEWHERE,
+                "the session was resumed on another connection",
+            ),
+            Attach::Proxy(q) => self.kick(q, home, sink),
+            Attach::Detached { .. } => {}
+        }
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(b"{\"type\":\"resumed\",\"id\":\"");
+        buf.extend_from_slice(&home.encode());
+        buf.extend_from_slice(b"\",\"delivered\":");
+        buf.extend_from_slice(queued.len().to_string().as_bytes());
+        push_ref(&mut buf, reference);
+        buf.push(b'}');
+        self.emit_with(home, &[&buf], false, sink);
+        self.scratch = buf;
+        for f in &queued {
+            self.emit(home, &[f], sink);
+        }
+    }
+
+    /// Tells stand-in `proxy` (anywhere) that its resume failed; it stays a fresh session.
+    fn resume_failed(&mut self, proxy: SessionId, reference: Option<&[u8]>, sink: &mut impl Sink) {
+        if proxy.shard() != self.cfg.shard {
+            let b = &mut self.outbound[proxy.shard() as usize];
+            let reference = reference.map(|r| b.push_bytes(&[r]));
+            b.records.push(Record::ResumeFailed { proxy, reference });
+            return;
+        }
+        if let Some(s) = self.session_mut(proxy) {
+            s.proxy_for = None;
+        }
+        write_error(
+            &mut self.scratch,
+            ErrorCode::SessionExpired,
+            "that session has ended; join your rooms again with this session",
+            reference,
+            &[],
+        );
+        self.count_error(ErrorCode::SessionExpired);
+        self.emit_scratch(proxy, sink);
+    }
+
+    /// Takes one message from the session's token bucket; false when it is over its rate.
+    fn take_token(&mut self, id: SessionId) -> bool {
+        let rate = u64::from(self.cfg.limits.messages_per_second);
+        if rate == 0 {
+            return true;
+        }
+        let burst = u64::from(self.cfg.limits.message_burst) * 1000;
+        let now_ms = self.now_ms;
+        let Some(s) = self.session_mut(id) else {
+            return false;
+        };
+        let elapsed = now_ms.saturating_sub(s.tokens_at_ms);
+        s.tokens_milli = (s.tokens_milli + elapsed * rate).min(burst);
+        s.tokens_at_ms = now_ms;
+        if s.tokens_milli >= 1000 {
+            s.tokens_milli -= 1000;
+            s.violations = 0;
+            true
+        } else {
+            s.violations += 1;
+            false
+        }
+    }
+
+    /// Handles one text message from the connection of session `id`.
+    pub fn handle_text(&mut self, id: SessionId, text: &[u8], now_ms: u64, sink: &mut impl Sink) {
+        self.now_ms = now_ms;
+        let Some(s) = self.session_mut(id) else {
+            return;
+        };
+        s.fresh = false;
+        let proxy_for = s.proxy_for;
+        match proxy_for {
+            Some(home) if home.shard() == self.cfg.shard => self.handle_as(home, id, text, sink),
+            Some(home) => {
+                let b = &mut self.outbound[home.shard() as usize];
+                let text = b.push_bytes(&[text]);
+                b.records.push(Record::ClientText {
+                    session: home,
+                    proxy: id,
+                    text,
+                });
+            }
+            None => self.handle_as(id, id, text, sink),
+        }
+        self.finish_call(sink);
+    }
+
+    /// Handles a client frame for session `id` of this shard that arrived on the
+    /// connection of `via` (the session itself, or the stand-in that resumed it).
+    fn handle_as(&mut self, id: SessionId, via: SessionId, text: &[u8], sink: &mut impl Sink) {
+        match self.session(id) {
+            Some(s)
+                if id == via
+                    || s.attach == Attach::Proxy(via)
+                    || s.pending_resume.as_ref().is_some_and(|p| p.0 == via) => {}
+            _ => return,
+        }
+        if !self.take_token(id) {
+            let violations = self.session(id).map_or(0, |s| s.violations);
+            if violations > self.cfg.limits.rate_violations_max {
+                // Sustained abuse: drop the connection (the session may still resume).
+                if let Some(conn) = self.lookup(via) {
+                    sink.close(
+                        conn,
+                        CLOSE_RATE_LIMITED,
+                        "message rate limit exceeded, repeatedly",
+                    );
+                }
+                return;
+            }
+            self.send_error(
+                id,
+                ErrorCode::RateLimited,
+                "over signal.messages_per_second; slow down",
+                None,
+                sink,
+            );
+            return;
+        }
         if text.len() > self.cfg.limits.message_bytes_max {
             self.send_error(
-                conn,
+                id,
                 ErrorCode::TooLarge,
                 "the message exceeds signal.message_bytes_max",
                 None,
@@ -506,13 +1135,13 @@ impl Router {
                 if let Some(i) = Kind::ALL.iter().position(|k| *k == frame.kind) {
                     self.counters.frames_in[i] += 1;
                 }
-                self.dispatch(id, conn, text, &frame, sink);
+                self.dispatch(id, text, &frame, sink);
             }
             Err(FrameError {
                 code,
                 message,
                 reference,
-            }) => self.send_error(conn, code, message, reference, sink),
+            }) => self.send_error(id, code, message, reference, sink),
         }
         self.parser = Some(parser);
     }
@@ -538,7 +1167,6 @@ impl Router {
     fn dispatch(
         &mut self,
         id: SessionId,
-        conn: ConnToken,
         text: &[u8],
         frame: &ClientFrame<'_>,
         sink: &mut impl Sink,
@@ -550,7 +1178,7 @@ impl Router {
                 if let Some(sdp) = frame.sdp {
                     if sdp.len() > self.cfg.limits.sdp_bytes_max {
                         self.send_error(
-                            conn,
+                            id,
                             ErrorCode::TooLarge,
                             "the sdp exceeds signal.sdp_bytes_max",
                             reference,
@@ -584,14 +1212,14 @@ impl Router {
                             extra.as_bytes(),
                         );
                         self.count_error(ErrorCode::InvalidSdp);
-                        sink.send_text(conn, &[&self.scratch]);
+                        self.emit_scratch(id, sink);
                         return;
                     }
                 }
                 let Some(target_id) = SessionId::parse(target.as_bytes())
                     .filter(|t| t.node() == self.cfg.node && t.shard() < self.cfg.shards)
                 else {
-                    self.send_unknown_target(conn, target.as_bytes(), reference, sink);
+                    self.send_unknown_target(id, target.as_bytes(), reference, sink);
                     return;
                 };
                 let from = id.encode();
@@ -600,13 +1228,13 @@ impl Router {
                 self.counters.relayed += 1;
                 self.deliver(target_id, &[&prefix, rest], Bounce::To(id, reference), sink);
             }
-            Kind::Join => self.join(id, conn, frame, sink),
+            Kind::Join => self.join(id, frame, sink),
             Kind::Leave => {
                 let room = frame.room.unwrap_or_default();
                 let s = &mut self.sessions[id.slot() as usize];
                 let Some(pos) = s.rooms.iter().position(|r| &**r == room) else {
                     self.send_error(
-                        conn,
+                        id,
                         ErrorCode::NotInRoom,
                         "the session is not a member of that room",
                         reference,
@@ -625,7 +1253,7 @@ impl Router {
                     .any(|r| &**r == room)
                 {
                     self.send_error(
-                        conn,
+                        id,
                         ErrorCode::NotInRoom,
                         "broadcast needs membership of the room",
                         reference,
@@ -656,46 +1284,63 @@ impl Router {
                 buf.extend_from_slice(b"{\"type\":\"pong\"");
                 push_ref(buf, reference);
                 buf.push(b'}');
-                sink.send_text(conn, &[&self.scratch]);
+                self.emit_scratch(id, sink);
             }
-            Kind::Resume => {
-                // Sessions end with their connection until resume lands (sessions issue):
-                // a valid token therefore always names an expired session.
-                let valid = frame
-                    .id
-                    .and_then(|t| SessionId::parse(t.as_bytes()))
-                    .is_some_and(|old| {
-                        Some(self.resume_token(old).as_slice()) == frame.resume.map(str::as_bytes)
-                    });
-                if valid {
-                    self.send_error(
-                        conn,
-                        ErrorCode::SessionExpired,
-                        "that session has ended; join your rooms again with this session",
-                        reference,
-                        sink,
-                    );
-                } else {
-                    self.send_error(
-                        conn,
-                        ErrorCode::Unauthorized,
-                        "the resume token does not match the session id",
-                        reference,
-                        sink,
-                    );
-                }
-            }
+            Kind::Resume => self.resume(id, frame, sink),
             _ => unreachable!("every kind is handled above"),
         }
     }
 
-    fn join(
-        &mut self,
-        id: SessionId,
-        conn: ConnToken,
-        frame: &ClientFrame<'_>,
-        sink: &mut impl Sink,
-    ) {
+    /// A client asks to take over an earlier session (`frame.id`) on this connection.
+    fn resume(&mut self, id: SessionId, frame: &ClientFrame<'_>, sink: &mut impl Sink) {
+        let reference = frame.reference;
+        let target = frame
+            .id
+            .and_then(|t| SessionId::parse(t.as_bytes()))
+            .filter(|t| t.node() == self.cfg.node && t.shard() < self.cfg.shards);
+        let valid = target.is_some_and(|old| {
+            Some(self.resume_token(old).as_slice()) == frame.resume.map(str::as_bytes)
+        });
+        let Some(home) = target.filter(|_| valid) else {
+            self.send_error(
+                id,
+                ErrorCode::Unauthorized,
+                "the resume token does not match the session id",
+                reference,
+                sink,
+            );
+            return;
+        };
+        let usable = self
+            .session(id)
+            .is_some_and(|s| s.rooms.is_empty() && s.proxy_for.is_none() && home != id);
+        if !usable {
+            self.send_error(
+                id,
+                ErrorCode::BadField,
+                "resume must be the first message of a new connection",
+                reference,
+                sink,
+            );
+            return;
+        }
+        if let Some(s) = self.session_mut(id) {
+            s.proxy_for = Some(home);
+        }
+        if home.shard() == self.cfg.shard {
+            self.resume_at_home(home, id, reference, sink);
+        } else {
+            let b = &mut self.outbound[home.shard() as usize];
+            let reference = reference.map(|r| b.push_bytes(&[r]));
+            b.records.push(Record::ResumeRequest {
+                session: home,
+                proxy: id,
+                reference,
+            });
+        }
+    }
+
+    fn join(&mut self, id: SessionId, frame: &ClientFrame<'_>, sink: &mut impl Sink) {
         let reference = frame.reference;
         let room = frame.room.unwrap_or_default();
         let limits = &self.cfg.limits;
@@ -723,7 +1368,7 @@ impl Router {
             }
         };
         if let Some((code, message)) = refusal {
-            self.send_error(conn, code, message, reference, sink);
+            self.send_error(id, code, message, reference, sink);
             return;
         }
         // Record membership at home at once, so a second join or a broadcast right after
@@ -823,7 +1468,7 @@ impl Router {
     }
 
     fn drop_room_from_session(&mut self, id: SessionId, room: &str) {
-        if self.lookup(id).is_some() {
+        if self.is_live(id) {
             let rooms = &mut self.sessions[id.slot() as usize].rooms;
             if let Some(pos) = rooms.iter().position(|r| &**r == room) {
                 rooms.swap_remove(pos);
@@ -926,12 +1571,9 @@ impl Router {
         sink: &mut impl Sink,
     ) {
         if target.shard() == self.cfg.shard {
-            match self.lookup(target) {
-                Some(conn) => sink.send_text(conn, parts),
-                None => {
-                    if let Bounce::To(from, reference) = bounce {
-                        self.bounce_unknown(from, target, reference, sink);
-                    }
+            if !self.emit(target, parts, sink) {
+                if let Bounce::To(from, reference) = bounce {
+                    self.bounce_unknown(from, target, reference, sink);
                 }
             }
             return;
@@ -967,14 +1609,14 @@ impl Router {
 
     fn send_unknown_target(
         &mut self,
-        conn: ConnToken,
+        to: SessionId,
         target: &[u8],
         reference: Option<&[u8]>,
         sink: &mut impl Sink,
     ) {
         write_unknown_target(&mut self.scratch, target, reference);
         self.count_error(ErrorCode::UnknownTarget);
-        sink.send_text(conn, &[&self.scratch]);
+        self.emit_scratch(to, sink);
     }
 
     fn count_error(&mut self, code: ErrorCode) {
@@ -985,7 +1627,7 @@ impl Router {
 
     fn send_error(
         &mut self,
-        conn: ConnToken,
+        to: SessionId,
         code: ErrorCode,
         message: &str,
         reference: Option<&[u8]>,
@@ -993,11 +1635,12 @@ impl Router {
     ) {
         write_error(&mut self.scratch, code, message, reference, &[]);
         self.count_error(code);
-        sink.send_text(conn, &[&self.scratch]);
+        self.emit_scratch(to, sink);
     }
 
     /// Handles a batch another shard sent.
-    pub fn handle_batch(&mut self, batch: &Batch, sink: &mut impl Sink) {
+    pub fn handle_batch(&mut self, batch: &Batch, now_ms: u64, sink: &mut impl Sink) {
+        self.now_ms = now_ms;
         for rec in &batch.records {
             match *rec {
                 Record::Deliver {
@@ -1005,15 +1648,14 @@ impl Router {
                     frame,
                     from,
                     reference,
-                } => match self.lookup(target) {
-                    Some(conn) => sink.send_text(conn, &[batch.bytes(frame)]),
-                    None => {
+                } => {
+                    if !self.emit(target, &[batch.bytes(frame)], sink) {
                         if let Some(from) = from {
                             let reference = reference.map(|r| batch.bytes(r));
                             self.bounce_unknown(from, target, reference, sink);
                         }
                     }
-                },
+                }
                 Record::Join {
                     room,
                     session,
@@ -1044,8 +1686,94 @@ impl Router {
                 Record::JoinRefused { room, session } => {
                     self.drop_room_from_session(session, batch.str(room));
                 }
+                Record::ClientText {
+                    session,
+                    proxy,
+                    text,
+                } => self.handle_as(session, proxy, batch.bytes(text), sink),
+                Record::ToConn {
+                    proxy,
+                    session,
+                    frame,
+                    requeue,
+                } => {
+                    let conn = self
+                        .session(proxy)
+                        .filter(|p| p.proxy_for == Some(session))
+                        .and_then(|_| self.lookup(proxy));
+                    match conn {
+                        Some(conn) => sink.send_text(conn, &[batch.bytes(frame)]),
+                        None if !requeue => {}
+                        None => {
+                            let b = &mut self.outbound[session.shard() as usize];
+                            let frame = b.push_bytes(&[batch.bytes(frame)]);
+                            b.records.push(Record::Requeue {
+                                session,
+                                proxy,
+                                frame,
+                            });
+                        }
+                    }
+                }
+                Record::Requeue {
+                    session,
+                    proxy,
+                    frame,
+                } => {
+                    let queue_max = self.cfg.limits.resume_queue_bytes_max;
+                    if let Some(s) = self.session_mut(session) {
+                        if s.awaiting_requeue == Some(proxy) {
+                            let f = batch.bytes(frame);
+                            if s.queue_bytes + f.len() > queue_max {
+                                self.to_end.push(session);
+                            } else {
+                                s.queue_bytes += f.len();
+                                let at = s.requeue_at;
+                                s.queue.insert(at, f.into());
+                                s.requeue_at += 1;
+                            }
+                        }
+                    }
+                }
+                Record::Detach { session, proxy } => {
+                    self.home_detach(session, proxy, true, sink);
+                }
+                Record::DetachAck { proxy, session } => {
+                    self.outbound[session.shard() as usize]
+                        .records
+                        .push(Record::RequeueDone { session, proxy });
+                }
+                Record::RequeueDone { session, proxy } => {
+                    let pending = match self.session_mut(session) {
+                        Some(s) if s.awaiting_requeue == Some(proxy) => {
+                            s.awaiting_requeue = None;
+                            s.pending_resume.take()
+                        }
+                        _ => None,
+                    };
+                    if let Some((new_proxy, reference)) = pending {
+                        self.resume_at_home(session, new_proxy, reference.as_deref(), sink);
+                    }
+                }
+                Record::ResumeRequest {
+                    session,
+                    proxy,
+                    reference,
+                } => self.resume_at_home(session, proxy, reference.map(|r| batch.bytes(r)), sink),
+                Record::ResumeFailed { proxy, reference } => {
+                    self.resume_failed(proxy, reference.map(|r| batch.bytes(r)), sink);
+                }
+                Record::Kick { proxy, session } => {
+                    self.kick(proxy, session, sink);
+                    // Frames sent to the stand-in before the kick were delivered or bounced
+                    // ahead of this record.
+                    self.outbound[session.shard() as usize]
+                        .records
+                        .push(Record::RequeueDone { session, proxy });
+                }
             }
         }
+        self.finish_call(sink);
     }
 
     /// Takes the batch gathered for shard `dest`, leaving an empty one.

@@ -56,6 +56,22 @@ impl AttrType {
     pub const RESPONSE_ORIGIN: AttrType = AttrType(0x802B);
     /// OTHER-ADDRESS (RFC 5780 §7.4).
     pub const OTHER_ADDRESS: AttrType = AttrType(0x802C);
+    /// RESPONSE-ADDRESS (RFC 3489 §11.2.2): "answer to this address
+    /// instead". Only RFC 3489 messages use it, and the responder never
+    /// honours it, since it would turn the server into a reflector.
+    pub const RESPONSE_ADDRESS: AttrType = AttrType(0x0002);
+    /// SOURCE-ADDRESS (RFC 3489 §11.2.5): where a classic answer was sent
+    /// from. RFC 8489 messages treat it as unknown.
+    pub const SOURCE_ADDRESS: AttrType = AttrType(0x0004);
+    /// CHANGED-ADDRESS (RFC 3489 §11.2.3): where a classic answer would come
+    /// from with "change IP" and "change port". RFC 8489 messages treat it
+    /// as unknown.
+    pub const CHANGED_ADDRESS: AttrType = AttrType(0x0005);
+    /// PASSWORD (RFC 3489 §11.2.7), of classic Shared Secret responses.
+    pub const PASSWORD: AttrType = AttrType(0x0007);
+    /// REFLECTED-FROM (RFC 3489 §11.2.11), of answers sent to a
+    /// RESPONSE-ADDRESS.
+    pub const REFLECTED_FROM: AttrType = AttrType(0x000B);
 
     /// Types below 0x8000 must be understood by the receiver (RFC 8489 §15):
     /// a request carrying one the server does not know gets a 420.
@@ -412,7 +428,7 @@ fn xor_key(transaction_id: &TransactionId) -> [u8; 16] {
 }
 
 /// Decodes MAPPED-ADDRESS-shaped values, XORed or not.
-fn decode_address(
+pub(crate) fn decode_address(
     attr_type: AttrType,
     value: &[u8],
     transaction_id: &TransactionId,

@@ -15,6 +15,7 @@ use super::attr::{
     address_value_len, encode_address, AttrType, Attribute, ChangeRequest, ErrorCode,
     INTEGRITY_BYTES, INTEGRITY_SHA256_BYTES_MAX, TEXT_BYTES_MAX, USERNAME_BYTES_MAX,
 };
+use super::classic::ClassicTransactionId;
 use super::error::StunError;
 use super::message::{fingerprint, new_hmac, Class, MessageType, Method, TransactionId};
 use super::{HEADER_BYTES, MAGIC_COOKIE};
@@ -39,6 +40,9 @@ pub struct MessageWriter<'b> {
     transaction_id: TransactionId,
     closed: Closed,
     padding_byte: u8,
+    /// An RFC 3489 message: no cookie, so nothing XORed with it, and no
+    /// RFC 8489 integrity or fingerprint.
+    classic: bool,
 }
 
 impl<'b> MessageWriter<'b> {
@@ -68,7 +72,62 @@ impl<'b> MessageWriter<'b> {
             transaction_id,
             closed: Closed::Open,
             padding_byte: 0,
+            classic: false,
         })
+    }
+
+    /// Starts an RFC 3489 ("classic") message: the 16-byte transaction id
+    /// fills the cookie's place. Such a writer refuses XOR-MAPPED-ADDRESS,
+    /// MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT, which RFC 3489 clients
+    /// cannot check; see [`super::encode_classic_binding_success`].
+    ///
+    /// # Errors
+    ///
+    /// [`StunError::BufferTooSmall`] when `buf` is shorter than the header.
+    pub fn new_classic(
+        buf: &'b mut [u8],
+        message_type: MessageType,
+        transaction_id: ClassicTransactionId,
+    ) -> Result<MessageWriter<'b>, StunError> {
+        let mut tail = TransactionId::default();
+        tail.0.copy_from_slice(&transaction_id.0[4..]);
+        let mut writer = MessageWriter::new(buf, message_type, tail)?;
+        writer.buf[4..HEADER_BYTES].copy_from_slice(&transaction_id.0);
+        writer.classic = true;
+        Ok(writer)
+    }
+
+    /// Refuses, in a classic message, the attributes that need the cookie.
+    fn check_not_classic(&self, attr_type: AttrType) -> Result<(), StunError> {
+        if self.classic {
+            return Err(StunError::BadEncodeValue {
+                attr_type: attr_type.0,
+                what: "an RFC 3489 message cannot carry it",
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds a text value padded with spaces to a multiple of 4 bytes inside
+    /// its length, as RFC 3489 wants every attribute (its parsers skip a
+    /// value by its length alone, so zero padding outside it would be read
+    /// as the next attribute).
+    pub(crate) fn add_text_space_padded(
+        &mut self,
+        attr_type: AttrType,
+        text: &str,
+    ) -> Result<(), StunError> {
+        if text.len() > TEXT_BYTES_MAX {
+            return Err(StunError::BadEncodeValue {
+                attr_type: attr_type.0,
+                what: "text longer than RFC 8489 allows",
+            });
+        }
+        let padded_bytes = (text.len() + 3) & !3;
+        let value = self.reserve(attr_type, padded_bytes)?;
+        value[..text.len()].copy_from_slice(text.as_bytes());
+        value[text.len()..].fill(b' ');
+        Ok(())
     }
 
     /// Sets the byte used to pad values to 4 bytes. RFC 8489 asks senders
@@ -195,6 +254,7 @@ impl<'b> MessageWriter<'b> {
     ///
     /// As [`MessageWriter::add_raw`].
     pub fn add_xor_mapped_address(&mut self, address: SocketAddr) -> Result<(), StunError> {
+        self.check_not_classic(AttrType::XOR_MAPPED_ADDRESS)?;
         let transaction_id = self.transaction_id;
         let value = self.reserve(AttrType::XOR_MAPPED_ADDRESS, address_value_len(address))?;
         encode_address(value, address, &transaction_id, true);
@@ -302,6 +362,7 @@ impl<'b> MessageWriter<'b> {
     ///
     /// As [`MessageWriter::add_raw`].
     pub fn add_message_integrity(&mut self, key: &[u8]) -> Result<(), StunError> {
+        self.check_not_classic(AttrType::MESSAGE_INTEGRITY)?;
         let start = self.len;
         self.reserve(AttrType::MESSAGE_INTEGRITY, INTEGRITY_BYTES)?;
         // The header length already covers the attribute, as §14.5 asks.
@@ -319,6 +380,7 @@ impl<'b> MessageWriter<'b> {
     ///
     /// As [`MessageWriter::add_raw`].
     pub fn add_message_integrity_sha256(&mut self, key: &[u8]) -> Result<(), StunError> {
+        self.check_not_classic(AttrType::MESSAGE_INTEGRITY_SHA256)?;
         let start = self.len;
         self.reserve(
             AttrType::MESSAGE_INTEGRITY_SHA256,
@@ -337,6 +399,7 @@ impl<'b> MessageWriter<'b> {
     ///
     /// As [`MessageWriter::add_raw`].
     pub fn add_fingerprint(&mut self) -> Result<(), StunError> {
+        self.check_not_classic(AttrType::FINGERPRINT)?;
         let start = self.len;
         self.reserve(AttrType::FINGERPRINT, 4)?;
         let value = fingerprint(self.buf, start);

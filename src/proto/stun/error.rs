@@ -33,6 +33,20 @@ pub enum StunError {
         /// The 32-bit value found at offset 4.
         found: u32,
     },
+    /// Bytes without the magic cookie whose message type is none of RFC
+    /// 3489's Binding request, success and error response, so they are not
+    /// classic STUN either (see [`super::ClassicMessage::parse`]).
+    #[error(
+        "no magic cookie and message type {message_type:#06x} is not an RFC 3489 Binding type"
+    )]
+    NotClassicBinding {
+        /// The 16-bit message type field.
+        message_type: u16,
+    },
+    /// [`super::ClassicMessage::parse`] was given a message with the magic
+    /// cookie: it is RFC 8489 STUN, for [`super::StunMessage::parse`].
+    #[error("magic cookie at offset 4: an RFC 8489 message, not RFC 3489")]
+    HasMagicCookie,
     /// The header's length field is not a multiple of 4, so the attributes
     /// cannot be padded correctly.
     #[error("message length {length_bytes} in the header is not a multiple of 4")]

@@ -105,7 +105,7 @@ impl MessageType {
 }
 
 /// Reads a big-endian u16 at `at`; the caller has checked the bounds.
-fn read_u16(buf: &[u8], at: usize) -> u16 {
+pub(crate) fn read_u16(buf: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([buf[at], buf[at + 1]])
 }
 
@@ -548,15 +548,16 @@ pub(crate) fn fingerprint(message: &[u8], offset: usize) -> u32 {
     crc.finalize() ^ FINGERPRINT_XOR
 }
 
-/// Walks the TLV framing of a message that passed [`check`].
+/// Walks the TLV framing of a message that passed [`check`] (or, for
+/// RFC 3489, [`super::classic::ClassicMessage::parse`]'s header checks).
 #[derive(Debug, Clone)]
-struct Walker<'a> {
+pub(crate) struct Walker<'a> {
     bytes: &'a [u8],
     offset: usize,
 }
 
 impl<'a> Walker<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Walker {
             bytes,
             offset: HEADER_BYTES,
@@ -564,7 +565,7 @@ impl<'a> Walker<'a> {
     }
 
     /// The next attribute, or the framing error that stops the walk.
-    fn next_raw(&mut self) -> Option<Result<RawAttribute<'a>, StunError>> {
+    pub(crate) fn next_raw(&mut self) -> Option<Result<RawAttribute<'a>, StunError>> {
         let offset = self.offset;
         let left = self.bytes.len().checked_sub(offset)?;
         if left == 0 {
@@ -631,7 +632,7 @@ impl<'a> Iterator for Attributes<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::encode::MessageWriter;
     use super::*;
 

@@ -40,6 +40,16 @@
 //! 4. Feed a datagram to [`NatCheck::handle_input`], or the time to
 //!    [`NatCheck::handle_timeout`], and go back to step 1.
 //!
+//! # RFC 3489 clients
+//!
+//! Requests without the magic cookie come from RFC 3489 ("classic") clients.
+//! [`check`] and [`StunMessage::parse`] report them as
+//! [`StunError::BadMagicCookie`]; [`ClassicMessage::parse`] accepts them when
+//! they are well-formed Binding messages, and [`Responder::respond`] answers
+//! classic Binding requests in their own dialect (MAPPED-ADDRESS, the whole
+//! 128-bit transaction id echoed, no FINGERPRINT). RFC 3489 ran over UDP
+//! only, so [`frame_len`] keeps refusing cookieless bytes on a stream.
+//!
 //! # Parsing by hand
 //!
 //! [`check`] tells whether bytes are STUN and how long the message is;
@@ -51,6 +61,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod attr;
+mod classic;
 mod encode;
 mod error;
 mod message;
@@ -65,6 +76,11 @@ pub use attr::{
     AttrType, Attribute, ChangeRequest, ErrorCode, UnknownAttributes, FINGERPRINT_XOR,
     INTEGRITY_BYTES, INTEGRITY_SHA256_BYTES_MAX, INTEGRITY_SHA256_BYTES_MIN, TEXT_BYTES_MAX,
     USERNAME_BYTES_MAX,
+};
+pub use classic::{
+    encode_classic_binding_request, encode_classic_binding_success, encode_classic_error_response,
+    ClassicBindingRequest, ClassicBindingSuccess, ClassicErrorResponse, ClassicMessage,
+    ClassicTransactionId,
 };
 pub use encode::{
     encode_binding_request, encode_binding_success, encode_error_response, BindingRequest,

@@ -159,9 +159,16 @@ fn exercise(bytes: &[u8]) {
     let mut out = [0u8; RESPONSE_BYTES_MAX];
     for responder in responders() {
         if let Response::Send(reply) = responder.respond(bytes, source, local, &mut out) {
-            // Whatever it answers must itself parse.
-            let answer = StunMessage::parse(&out[..reply.len]).unwrap();
-            assert_ne!(answer.class(), Class::Request);
+            // Whatever it answers must itself parse, in the request's dialect.
+            let answer = &out[..reply.len];
+            if matches!(check(bytes), Err(StunError::BadMagicCookie { .. })) {
+                let answer = ClassicMessage::parse(answer).unwrap();
+                assert_ne!(answer.class(), Class::Request);
+                assert_eq!(answer.transaction_id().0[..], bytes[4..20]);
+            } else {
+                let answer = StunMessage::parse(answer).unwrap();
+                assert_ne!(answer.class(), Class::Request);
+            }
         }
     }
 }
@@ -267,6 +274,27 @@ proptest! {
             ..BindingRequest::default()
         }).unwrap();
         let mut bytes = out[..len].to_vec();
+        for (index, value) in flips {
+            let at = index.index(bytes.len());
+            bytes[at] ^= value;
+        }
+        exercise(&bytes);
+    }
+
+    #[test]
+    fn mutated_classic_requests_never_panic(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        transaction_id in any::<[u8; 16]>(),
+    ) {
+        let mut out = [0u8; 64];
+        let mut transaction_id = ClassicTransactionId(transaction_id);
+        transaction_id.0[0] ^= 0x80; // never the cookie
+        let len = encode_classic_binding_request(&mut out, &ClassicBindingRequest {
+            transaction_id,
+            change_request: Some(ChangeRequest { change_ip: true, change_port: true }),
+        }).unwrap();
+        let mut bytes = out[..len].to_vec();
+        exercise(&bytes);
         for (index, value) in flips {
             let at = index.index(bytes.len());
             bytes[at] ^= value;

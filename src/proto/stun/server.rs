@@ -6,10 +6,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::attr::{AttrType, TEXT_BYTES_MAX};
+use super::attr::{AttrType, ChangeRequest, TEXT_BYTES_MAX};
+use super::classic::{
+    encode_classic_binding_success, encode_classic_error_response, ClassicBindingSuccess,
+    ClassicErrorResponse, ClassicMessage, ClassicTransactionId,
+};
 use super::encode::{encode_binding_success, encode_error_response, BindingSuccess, ErrorResponse};
 use super::error::StunError;
-use super::message::{check, Class, Method, StunMessage, TransactionId};
+use super::message::{check, Class, MessageType, Method, StunMessage, TransactionId};
 use super::{HEADER_BYTES, UNKNOWN_ATTRIBUTES_MAX};
 
 /// Short-term credentials (RFC 8489 §9.1) the responder requires when set.
@@ -149,6 +153,15 @@ pub enum Response {
 const REASON_BAD_REQUEST: &str = "Bad Request";
 const REASON_UNAUTHORIZED: &str = "Unauthorized";
 const REASON_UNKNOWN_ATTRIBUTE: &str = "Unknown Attribute";
+/// The classic ones, each a multiple of 4 bytes as RFC 3489 §11.2.9 wants.
+const CLASSIC_REASON_BAD_REQUEST: &str = "Bad Request ";
+const CLASSIC_REASON_UNAUTHORIZED: &str = "Unauthorized";
+const CLASSIC_REASON_UNKNOWN_ATTRIBUTE: &str = "Unknown Attribute   ";
+const _: () = assert!(
+    CLASSIC_REASON_BAD_REQUEST.len().is_multiple_of(4)
+        && CLASSIC_REASON_UNAUTHORIZED.len().is_multiple_of(4)
+        && CLASSIC_REASON_UNKNOWN_ATTRIBUTE.len().is_multiple_of(4)
+);
 
 /// The Binding responder: a pure function of its config and one datagram.
 #[derive(Debug, Clone)]
@@ -216,6 +229,10 @@ impl Responder {
     /// config or RFC 5780 adds, and FINGERPRINT only when the request had
     /// one, so a bare 20-byte IPv4 request gets a 32-byte answer. PADDING
     /// is accepted and not echoed: padding answers would amplify.
+    ///
+    /// Bytes without the magic cookie go to the RFC 3489 path (see
+    /// `respond_classic`): a well-formed classic Binding request gets a
+    /// classic answer of the same minimal size, anything else is dropped.
     pub fn respond(
         &self,
         request: &[u8],
@@ -225,6 +242,10 @@ impl Responder {
     ) -> Response {
         let message = match StunMessage::parse(request) {
             Ok(message) => message,
+            // No cookie, but otherwise STUN-shaped: maybe an RFC 3489 client.
+            Err(StunError::BadMagicCookie { .. }) => {
+                return self.respond_classic(request, source, local, out);
+            }
             Err(error) => return self.respond_unparsable(request, error, source, local, out),
         };
         let fingerprint = message.has_fingerprint();
@@ -288,19 +309,11 @@ impl Responder {
                 destination.set_port(port);
             }
             let change = message.change_request().unwrap_or_default();
-            socket = SocketChoice {
-                address: received_on.address.flipped(change.change_ip),
-                port: received_on.port.flipped(change.change_port),
-            };
-            send_from = socket_address(rfc5780, socket);
-            // RFC 5780 §7.4: OTHER-ADDRESS is where "change IP and change
-            // port" would answer from, seen from the receiving socket.
-            let other = SocketChoice {
-                address: received_on.address.flipped(true),
-                port: received_on.port.flipped(true),
-            };
+            let route = route(rfc5780, received_on, change);
+            socket = route.socket;
+            send_from = route.send_from;
             response.response_origin = Some(send_from);
-            response.other_address = Some(socket_address(rfc5780, other));
+            response.other_address = Some(route.other_address);
         }
         match encode_binding_success(out, &response) {
             Ok(len) => Response::Send(Reply {
@@ -350,6 +363,178 @@ impl Responder {
             fingerprint: false,
         };
         self.error(&context, 400, REASON_BAD_REQUEST, &[], source, local, out)
+    }
+
+    /// An RFC 3489 Binding request (RFC 8489 §12): answered in its own
+    /// dialect, with MAPPED-ADDRESS and the whole 128-bit id echoed, and
+    /// with SOURCE-ADDRESS and CHANGED-ADDRESS (and CHANGE-REQUEST honoured)
+    /// only when RFC 5780 is configured. Classic clients send CHANGE-REQUEST
+    /// with no flag set in every request, so that one is answered without
+    /// RFC 5780; a flag the server cannot honour gets a 420, as in the
+    /// RFC 8489 path. RESPONSE-ADDRESS is never honoured (it would make the
+    /// server a reflector) and gets a 420 too. RFC 3489's integrity is not
+    /// RFC 8489's, so with credentials configured classic requests get 401.
+    fn respond_classic(
+        &self,
+        request: &[u8],
+        source: SocketAddr,
+        local: SocketAddr,
+        out: &mut [u8],
+    ) -> Response {
+        let message = match ClassicMessage::parse(request) {
+            Ok(message) => message,
+            Err(error) => {
+                return self.respond_classic_unparsable(request, error, source, local, out)
+            }
+        };
+        if message.message_type() != MessageType::BINDING_REQUEST {
+            return Response::Drop(DropReason::NotRequest);
+        }
+        let transaction_id = message.transaction_id();
+        if self.config.credentials.is_some() {
+            return self.classic_error(
+                transaction_id,
+                401,
+                CLASSIC_REASON_UNAUTHORIZED,
+                &[],
+                source,
+                local,
+                out,
+            );
+        }
+        let change = message.change_request().unwrap_or_default();
+        let mut unknown = [AttrType(0); UNKNOWN_ATTRIBUTES_MAX];
+        let from_parse = message.unknown_comprehension_required();
+        unknown[..from_parse.len()].copy_from_slice(from_parse);
+        let mut unknown_len = from_parse.len();
+        let cannot_change = self.config.rfc5780.is_none() && change != ChangeRequest::default();
+        for (refused, attr_type) in [
+            (
+                message.raw(AttrType::RESPONSE_ADDRESS).is_some(),
+                AttrType::RESPONSE_ADDRESS,
+            ),
+            (cannot_change, AttrType::CHANGE_REQUEST),
+        ] {
+            if refused && unknown_len < UNKNOWN_ATTRIBUTES_MAX {
+                unknown[unknown_len] = attr_type;
+                unknown_len += 1;
+            }
+        }
+        if unknown_len > 0 {
+            return self.classic_error(
+                transaction_id,
+                420,
+                CLASSIC_REASON_UNKNOWN_ATTRIBUTE,
+                &unknown[..unknown_len],
+                source,
+                local,
+                out,
+            );
+        }
+        let mut response = ClassicBindingSuccess {
+            transaction_id,
+            mapped_address: source,
+            source_address: None,
+            changed_address: None,
+            software: self.config.software.as_deref(),
+        };
+        let mut send_from = local;
+        let mut socket = SocketChoice::PRIMARY;
+        if let Some(rfc5780) = self.config.rfc5780 {
+            let Some(received_on) = locate(rfc5780, local) else {
+                return Response::Drop(DropReason::UnknownLocalSocket);
+            };
+            let route = route(rfc5780, received_on, change);
+            socket = route.socket;
+            send_from = route.send_from;
+            response.source_address = Some(send_from);
+            response.changed_address = Some(route.other_address);
+        }
+        match encode_classic_binding_success(out, &response) {
+            Ok(len) => Response::Send(Reply {
+                len,
+                destination: source,
+                source: send_from,
+                socket,
+                kind: ReplyKind::Success,
+            }),
+            Err(_) => Response::Drop(DropReason::OutputTooSmall),
+        }
+    }
+
+    /// Cookieless bytes that are not a well-formed classic message: not STUN
+    /// unless the header was classic Binding, and a 400 for a request whose
+    /// framing is sound and only a known attribute's value is bad.
+    fn respond_classic_unparsable(
+        &self,
+        request: &[u8],
+        error: StunError,
+        source: SocketAddr,
+        local: SocketAddr,
+        out: &mut [u8],
+    ) -> Response {
+        match error {
+            StunError::BadAttributeLength { .. } | StunError::BadAttributeValue { .. } => {
+                // Only a header that passed the classic checks gets here.
+                let is_request =
+                    request[..2] == MessageType::BINDING_REQUEST.to_u16().to_be_bytes();
+                if !is_request {
+                    return Response::Drop(DropReason::Malformed);
+                }
+                let mut transaction_id = ClassicTransactionId::default();
+                transaction_id.0.copy_from_slice(&request[4..HEADER_BYTES]);
+                self.classic_error(
+                    transaction_id,
+                    400,
+                    CLASSIC_REASON_BAD_REQUEST,
+                    &[],
+                    source,
+                    local,
+                    out,
+                )
+            }
+            StunError::TrailingBytes { .. }
+            | StunError::AttributeHeaderTruncated { .. }
+            | StunError::AttributeTruncated { .. }
+            | StunError::TooManyAttributes { .. } => Response::Drop(DropReason::Malformed),
+            _ => Response::Drop(DropReason::NotStun),
+        }
+    }
+
+    /// Writes a classic error answer, sent from the receiving socket.
+    #[allow(clippy::too_many_arguments)]
+    fn classic_error(
+        &self,
+        transaction_id: ClassicTransactionId,
+        code: u16,
+        reason: &str,
+        unknown_attributes: &[AttrType],
+        source: SocketAddr,
+        local: SocketAddr,
+        out: &mut [u8],
+    ) -> Response {
+        let socket = self
+            .config
+            .rfc5780
+            .and_then(|rfc5780| locate(rfc5780, local))
+            .unwrap_or(SocketChoice::PRIMARY);
+        let response = ClassicErrorResponse {
+            transaction_id,
+            code,
+            reason,
+            unknown_attributes,
+            software: self.config.software.as_deref(),
+        };
+        match encode_classic_error_response(out, &response) {
+            Ok(len) => Response::Send(Reply {
+                len,
+                destination: source,
+                source: local,
+                socket,
+                kind: ReplyKind::Error { code },
+            }),
+            Err(_) => Response::Drop(DropReason::OutputTooSmall),
+        }
     }
 
     /// Unknown comprehension-required types, plus the RFC 5780 ones when
@@ -411,6 +596,33 @@ impl Responder {
             }),
             Err(_) => Response::Drop(DropReason::OutputTooSmall),
         }
+    }
+}
+
+/// Where an RFC 5780 answer leaves from, and what the server's other
+/// address is as seen from the receiving socket.
+struct Route {
+    socket: SocketChoice,
+    send_from: SocketAddr,
+    other_address: SocketAddr,
+}
+
+/// Applies CHANGE-REQUEST to the receiving socket. OTHER-ADDRESS (RFC 5780
+/// §7.4) and CHANGED-ADDRESS (RFC 3489 §11.2.3) are both where "change IP
+/// and change port" would answer from.
+fn route(rfc5780: Rfc5780Config, received_on: SocketChoice, change: ChangeRequest) -> Route {
+    let socket = SocketChoice {
+        address: received_on.address.flipped(change.change_ip),
+        port: received_on.port.flipped(change.change_port),
+    };
+    let other = SocketChoice {
+        address: received_on.address.flipped(true),
+        port: received_on.port.flipped(true),
+    };
+    Route {
+        socket,
+        send_from: socket_address(rfc5780, socket),
+        other_address: socket_address(rfc5780, other),
     }
 }
 
@@ -1022,6 +1234,226 @@ mod tests {
             })
         ));
         assert_eq!(StunMessage::parse(&out).unwrap().method(), Method(0x003));
+    }
+
+    /// A classic request as Debian's `stun` 0.97 sends it: 128-bit id,
+    /// CHANGE-REQUEST always present (`flags` 0, 4 or 2).
+    fn classic_request(flags: u8) -> Vec<u8> {
+        let mut bytes = vec![0x00, 0x01, 0x00, 0x08];
+        bytes.extend_from_slice(&CLASSIC_TID.0);
+        bytes.extend_from_slice(&[0x00, 0x03, 0x00, 0x04, 0, 0, 0, flags]);
+        bytes
+    }
+
+    const CLASSIC_TID: ClassicTransactionId = ClassicTransactionId([
+        0x6b, 0x45, 0x28, 0x91, 0x0a, 0x3f, 0x72, 0xc4, 0x19, 0xe0, 0x5d, 0x88, 0x31, 0x02, 0x77,
+        0xab,
+    ]);
+
+    fn classic_code(response: Response) -> u16 {
+        match response {
+            Response::Send(Reply {
+                kind: ReplyKind::Error { code },
+                ..
+            }) => code,
+            other => panic!("not an error answer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn classic_request_gets_mapped_address_and_its_whole_id_back() {
+        let responder = Responder::new(ResponderConfig::default());
+        // The bare 20-byte request, typed by hand.
+        let mut bare = vec![0x00, 0x01, 0x00, 0x00];
+        bare.extend_from_slice(&CLASSIC_TID.0);
+        for request in [bare, classic_request(0)] {
+            let (response, out) = answer(&responder, &request, primary());
+            let Response::Send(reply) = response else {
+                panic!("dropped: {response:?}");
+            };
+            assert_eq!(reply.len, 32, "no bigger than an RFC 8489 answer");
+            assert_eq!(reply.kind, ReplyKind::Success);
+            assert_eq!(reply.destination, client());
+            assert_eq!(reply.source, primary());
+            assert_eq!(&out[..4], &[0x01, 0x01, 0x00, 0x0c]);
+            assert_eq!(&out[4..20], &CLASSIC_TID.0, "the cookie's place echoed");
+            assert!(StunMessage::parse(&out).is_err(), "no cookie in the answer");
+            let message = ClassicMessage::parse(&out).unwrap();
+            assert_eq!(message.mapped_address(), Some(client()));
+            assert_eq!(
+                message.attributes().count(),
+                1,
+                "no XOR, FINGERPRINT or SOFTWARE"
+            );
+        }
+    }
+
+    #[test]
+    fn classic_change_request_needs_rfc_5780() {
+        let responder = Responder::new(ResponderConfig::default());
+        for flags in [2, 4, 6] {
+            let (response, out) = answer(&responder, &classic_request(flags), primary());
+            assert_eq!(classic_code(response), 420);
+            let message = ClassicMessage::parse(&out).unwrap();
+            assert_eq!(&out[4..20], &CLASSIC_TID.0);
+            assert_eq!(message.error_code().unwrap().code, 420);
+            assert_eq!(
+                message.raw(AttrType::UNKNOWN_ATTRIBUTES).unwrap().value,
+                &[0, 3, 0, 3]
+            );
+        }
+    }
+
+    #[test]
+    fn classic_with_rfc_5780_honours_change_request_and_names_addresses() {
+        let responder = rfc5780_responder();
+        let config = responder.config().rfc5780.unwrap();
+        for (address, port) in [
+            (Which::Primary, Which::Primary),
+            (Which::Primary, Which::Alternate),
+            (Which::Alternate, Which::Primary),
+            (Which::Alternate, Which::Alternate),
+        ] {
+            let received_on = SocketChoice { address, port };
+            let local = socket_address(config, received_on);
+            for (flags, change_ip, change_port) in [
+                (0, false, false),
+                (4, true, false),
+                (2, false, true),
+                (6, true, true),
+            ] {
+                let (response, out) = answer(&responder, &classic_request(flags), local);
+                let Response::Send(reply) = response else {
+                    panic!("dropped: {response:?}");
+                };
+                let expected = SocketChoice {
+                    address: address.flipped(change_ip),
+                    port: port.flipped(change_port),
+                };
+                assert_eq!(reply.socket, expected, "from {local} with flags {flags}");
+                assert_eq!(reply.source, socket_address(config, expected));
+                let message = ClassicMessage::parse(&out).unwrap();
+                assert_eq!(message.mapped_address(), Some(client()));
+                assert_eq!(message.source_address(), Some(reply.source));
+                let other = SocketChoice {
+                    address: address.flipped(true),
+                    port: port.flipped(true),
+                };
+                assert_eq!(
+                    message.changed_address(),
+                    Some(socket_address(config, other))
+                );
+                assert!(message.raw(AttrType::FINGERPRINT).is_none());
+                assert!(message.raw(AttrType::XOR_MAPPED_ADDRESS).is_none());
+            }
+        }
+        let elsewhere = "192.0.2.9:3478".parse().unwrap();
+        assert_eq!(
+            answer(&responder, &classic_request(0), elsewhere).0,
+            Response::Drop(DropReason::UnknownLocalSocket)
+        );
+    }
+
+    #[test]
+    fn classic_response_address_and_unknown_attributes_get_420() {
+        let responder = rfc5780_responder();
+        // RESPONSE-ADDRESS 203.0.113.5:9 would make us a reflector.
+        let mut bytes = vec![0x00, 0x01, 0x00, 0x10];
+        bytes.extend_from_slice(&CLASSIC_TID.0);
+        bytes.extend_from_slice(&[0x00, 0x02, 0x00, 0x08, 0, 1, 0, 9, 203, 0, 113, 5]);
+        bytes.extend_from_slice(&[0x00, 0x26, 0x00, 0x00]); // PADDING: not RFC 3489
+        let (response, out) = answer(&responder, &bytes, primary());
+        let Response::Send(reply) = response else {
+            panic!("dropped");
+        };
+        assert_eq!(reply.kind, ReplyKind::Error { code: 420 });
+        assert_eq!(reply.destination, client(), "never the RESPONSE-ADDRESS");
+        let message = ClassicMessage::parse(&out).unwrap();
+        assert_eq!(
+            message.raw(AttrType::UNKNOWN_ATTRIBUTES).unwrap().value,
+            &[0x00, 0x26, 0x00, 0x02]
+        );
+        // Comprehension-optional unknowns are fine.
+        let mut optional = vec![0x00, 0x01, 0x00, 0x04];
+        optional.extend_from_slice(&CLASSIC_TID.0);
+        optional.extend_from_slice(&[0x80, 0x22, 0x00, 0x00]);
+        let (response, _) = answer(&responder, &optional, primary());
+        assert!(matches!(
+            response,
+            Response::Send(Reply {
+                kind: ReplyKind::Success,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn classic_bad_value_gets_400_and_credentials_get_401() {
+        let responder = Responder::new(ResponderConfig::default());
+        let mut bytes = vec![0x00, 0x01, 0x00, 0x08];
+        bytes.extend_from_slice(&CLASSIC_TID.0);
+        bytes.extend_from_slice(&[0x00, 0x03, 0x00, 0x02, 0, 0, 0, 0]);
+        let (response, out) = answer(&responder, &bytes, primary());
+        assert_eq!(classic_code(response), 400);
+        assert_eq!(
+            ClassicMessage::parse(&out)
+                .unwrap()
+                .error_code()
+                .unwrap()
+                .reason,
+            "Bad Request "
+        );
+        let responder = Responder::new(ResponderConfig {
+            credentials: Some(ShortTermCredentials {
+                username: "u".into(),
+                password: b"p".to_vec(),
+            }),
+            ..ResponderConfig::default()
+        });
+        assert_eq!(
+            classic_code(answer(&responder, &classic_request(0), primary()).0),
+            401
+        );
+    }
+
+    #[test]
+    fn cookieless_bytes_that_are_not_classic_binding_are_dropped() {
+        let responder = Responder::new(ResponderConfig {
+            software: Some("switchboard".into()),
+            ..ResponderConfig::default()
+        });
+        let not_stun = |bytes: &[u8]| answer(&responder, bytes, primary()).0;
+        assert_eq!(not_stun(&[0; 20]), Response::Drop(DropReason::NotStun));
+        let mut allocate = classic_request(0);
+        allocate[1] = 0x03;
+        assert_eq!(not_stun(&allocate), Response::Drop(DropReason::NotStun));
+        let mut odd = classic_request(0);
+        odd[3] = 0x07;
+        assert_eq!(not_stun(&odd), Response::Drop(DropReason::NotStun));
+        let mut top = classic_request(0);
+        top[0] = 0x40;
+        assert_eq!(not_stun(&top), Response::Drop(DropReason::NotStun));
+        let mut trailing = classic_request(0);
+        trailing.extend_from_slice(&[0; 4]);
+        assert_eq!(not_stun(&trailing), Response::Drop(DropReason::Malformed));
+        let mut truncated = classic_request(0);
+        truncated[3] = 0x04;
+        truncated.truncate(24);
+        assert_eq!(not_stun(&truncated), Response::Drop(DropReason::Malformed));
+        // A classic success response is not a request.
+        let mut success = classic_request(0);
+        success[0] = 0x01;
+        success[1] = 0x01;
+        success.truncate(20);
+        success[3] = 0;
+        assert_eq!(not_stun(&success), Response::Drop(DropReason::NotRequest));
+        // SOFTWARE, when configured, is padded with spaces inside its length.
+        let (_, out) = answer(&responder, &classic_request(0), primary());
+        let message = ClassicMessage::parse(&out).unwrap();
+        assert_eq!(
+            message.raw(AttrType::SOFTWARE).unwrap().value,
+            b"switchboard "
+        );
     }
 
     #[test]
