@@ -21,6 +21,10 @@ impl Sink for VecSink {
         }
         ws::write_frame(&mut self.0, ws::OpCode::Text, parts);
     }
+
+    fn close(&mut self, _conn: ConnToken, code: u16, reason: &str) {
+        ws::write_close(&mut self.0, Some(code), reason);
+    }
 }
 
 const CANDIDATE: &str = r#"{"type":"ice-candidate","target":"TARGET_ID__","candidate":{"candidate":"candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 192.168.1.20 rport 46154 generation 0 ufrag EsAw network-cost 999","sdpMid":"0","sdpMLineIndex":0}}"#;
@@ -60,6 +64,7 @@ fn router(shard: u8, shards: u8) -> Router {
         heartbeat_ms: 25_000,
         secret: [1; 32],
         room_hash_seeds: [1, 2, 3, 4],
+        turn: None,
     })
 }
 
@@ -134,11 +139,11 @@ fn relay(c: &mut Criterion) {
         bn.iter(|| r.relay_validated(a, b, black_box(text.as_bytes()), &mut sink))
     });
     g.bench_function("ice_candidate_with_json_validation", |bn| {
-        bn.iter(|| r.handle_text(a, black_box(text.as_bytes()), &mut sink))
+        bn.iter(|| r.handle_text(a, black_box(text.as_bytes()), 0, &mut sink))
     });
     let offer = offer_json().replace("TARGET_ID__", &b.to_string());
     g.bench_function("offer_2KB_with_json_validation", |bn| {
-        bn.iter(|| r.handle_text(a, black_box(offer.as_bytes()), &mut sink))
+        bn.iter(|| r.handle_text(a, black_box(offer.as_bytes()), 0, &mut sink))
     });
     g.finish();
 }
@@ -167,7 +172,7 @@ fn cross_shard(c: &mut Criterion) {
                     l0.send(1, out);
                     let mut cursor = 0;
                     let got = l1.pop_any(&mut cursor).unwrap();
-                    r1.handle_batch(&got, &mut sink);
+                    r1.handle_batch(&got, 0, &mut sink);
                 },
                 BatchSize::SmallInput,
             )

@@ -16,6 +16,8 @@ impl Sink for Count {
         assert!(std::str::from_utf8(&all).is_ok());
         self.0 += 1;
     }
+
+    fn close(&mut self, _conn: ConnToken, _code: u16, _reason: &str) {}
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -34,10 +36,11 @@ fuzz_target!(|data: &[u8]| {
         heartbeat_ms: 1000,
         secret: [0; 32],
         room_hash_seeds: [1, 2, 3, 4],
+        turn: None,
     });
     let mut sink = Count(0);
     let a = r.open(0, &mut sink).unwrap();
     let _b = r.open(1, &mut sink).unwrap();
-    r.handle_text(a, text.as_bytes(), &mut sink);
+    r.handle_text(a, text.as_bytes(), 0, &mut sink);
     r.close(a, &mut sink);
 });

@@ -38,6 +38,99 @@ pub struct Config {
     pub stun: Stun,
     /// The admin listener: metrics, liveness, readiness.
     pub admin: Admin,
+    /// Tokens and origins allowed on the WebSocket upgrade.
+    pub auth: Auth,
+    /// TURN servers advertised with time-limited REST credentials.
+    pub turn: Turn,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Refuse upgrades without a valid token (401). With no keys and not required, tokens
+    /// are ignored.
+    pub required: bool,
+    /// HS256 shared secrets (at least 32 bytes each); `kid` selects one when set.
+    pub hs256_secrets: Vec<AuthKey>,
+    /// Ed25519 public keys for EdDSA tokens (PEM or base64).
+    pub ed25519_public_keys: Vec<AuthKey>,
+    /// Required `aud` claim ("" = tokens must not carry one).
+    pub audience: String,
+    /// Required `iss` claim ("" = not checked).
+    pub issuer: String,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway_s: u64,
+    /// `Origin` allow-list (403 otherwise); empty allows any. Entries are exact origins or
+    /// `https://*.example.com` wildcards.
+    pub origins: Vec<String>,
+}
+
+/// One key of `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthKey {
+    /// Key id matched against the token's `kid` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// The secret (HS256) or public key (EdDSA).
+    pub key: String,
+}
+
+/// `[turn]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    /// The secret shared with the TURN server (coturn `static-auth-secret`); "" = off.
+    pub secret: String,
+    /// `turn:`/`turns:` URLs of the TURN servers.
+    pub urls: Vec<String>,
+    /// Lifetime of the credentials in `welcome`.
+    pub ttl_s: u64,
+}
+
+impl Config {
+    /// The authenticator for `[auth]`, or `None` when auth is off.
+    ///
+    /// # Errors
+    /// A key that does not parse, or a secret that is too short.
+    pub fn authenticator(&self) -> Result<Option<crate::proto::auth::Authenticator>, String> {
+        use crate::proto::auth::{AuthConfig, Authenticator, Ed25519PublicKey, Hs256Secret};
+        let a = &self.auth;
+        if !a.required
+            && a.hs256_secrets.is_empty()
+            && a.ed25519_public_keys.is_empty()
+            && a.origins.is_empty()
+        {
+            return Ok(None);
+        }
+        let cfg = AuthConfig {
+            required: a.required,
+            hs256_secrets: a
+                .hs256_secrets
+                .iter()
+                .map(|k| Hs256Secret {
+                    kid: k.kid.clone(),
+                    secret: k.key.as_bytes().to_vec(),
+                })
+                .collect(),
+            ed25519_public_keys: a
+                .ed25519_public_keys
+                .iter()
+                .map(|k| Ed25519PublicKey {
+                    kid: k.kid.clone(),
+                    public_key: k.key.clone(),
+                })
+                .collect(),
+            audience: (!a.audience.is_empty()).then(|| a.audience.clone()),
+            issuer: (!a.issuer.is_empty()).then(|| a.issuer.clone()),
+            leeway_s: a.leeway_s,
+            origins: a.origins.clone(),
+        };
+        Authenticator::new(&cfg)
+            .map(Some)
+            .map_err(|e| format!("[auth]: {e}"))
+    }
 }
 
 /// `[server]`.
@@ -118,6 +211,9 @@ pub struct Signal {
     pub members_per_room_max: usize,
     /// Sessions one shard may hold (new upgrades get HTTP 503 past it).
     pub sessions_per_shard_max: u32,
+    /// Sessions one source address (IPv6: /64) may hold across all shards (HTTP 429 past
+    /// it); 0 = unlimited.
+    pub sessions_per_ip_max: u32,
     /// Heartbeat interval: the server pings every connection this often, and advertises it
     /// in `welcome`.
     pub heartbeat_ms: u64,

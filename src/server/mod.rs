@@ -211,7 +211,24 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
     let seeds: [u64; 4] = std::array::from_fn(|i| {
         u64::from_le_bytes(seed_bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
     });
-    let settings = settings_of(cfg);
+    let mut settings = settings_of(cfg);
+    settings.auth = cfg
+        .authenticator()
+        .map_err(std::io::Error::other)?
+        .map(Arc::new);
+    if cfg.signal.sessions_per_ip_max > 0 {
+        let mut seed = [0u8; 8];
+        sys::random_bytes(&mut seed)?;
+        // Four slots per possible session keep probe windows short (see iplimit).
+        let slots = (shards * cfg.signal.sessions_per_shard_max as usize)
+            .saturating_mul(4)
+            .clamp(1024, 1 << 19);
+        settings.ip_limiter = Some(Arc::new(shard::iplimit::IpLimiter::new(
+            slots,
+            cfg.signal.sessions_per_ip_max,
+            u64::from_le_bytes(seed),
+        )));
+    }
     let ice = {
         // Advertise the port actually bound when the config asked for port 0.
         let mut c = cfg.clone();
@@ -244,6 +261,11 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
                 rate_violations_max: cfg.signal.rate_violations_max,
             },
             ice_servers_json: ice.clone(),
+            turn: (!cfg.turn.secret.is_empty()).then(|| signal::TurnConfig {
+                secret: cfg.turn.secret.as_bytes().to_vec(),
+                urls: cfg.turn.urls.clone(),
+                ttl_s: cfg.turn.ttl_s,
+            }),
             heartbeat_ms: cfg.signal.heartbeat_ms,
             secret,
             room_hash_seeds: seeds,
@@ -420,6 +442,8 @@ fn settings_of(cfg: &Config) -> Settings {
         outbound_queue_bytes_max: cfg.server.outbound_queue_bytes_max,
         recv_buffer_bytes: cfg.server.recv_buffer_bytes,
         connections_max: cfg.signal.sessions_per_shard_max,
+        auth: None,
+        ip_limiter: None,
         heartbeat_ms: cfg.signal.heartbeat_ms.max(100),
         idle_timeout_ms: cfg.signal.idle_timeout_ms,
         static_files: if cfg.server.demo {

@@ -82,6 +82,10 @@ pub struct Settings {
     pub idle_timeout_ms: u64,
     /// Files served on plain GETs (the browser client and the demo).
     pub static_files: &'static [StaticFile],
+    /// Token and origin checks on the signaling upgrade, when configured.
+    pub auth: Option<Arc<crate::proto::auth::Authenticator>>,
+    /// Sessions per source address across all shards, when limited.
+    pub ip_limiter: Option<Arc<iplimit::IpLimiter>>,
 }
 
 /// A file embedded in the binary and served as is.
@@ -211,6 +215,8 @@ struct Conn {
     decoder: Option<Decoder>,
     deadline_ms: u64,
     last_active_ms: u64,
+    /// The source address counted against the per-address session limit.
+    ip_held: Option<std::net::IpAddr>,
 }
 
 /// One connection's send queue.
@@ -420,6 +426,7 @@ impl Core {
             decoder: None,
             deadline_ms,
             last_active_ms: now_ms,
+            ip_held: None,
         });
         self.timers.push(Reverse((deadline_ms, token, generation)));
         self.open += 1;
@@ -637,6 +644,30 @@ impl Core {
                     return None;
                 }
             };
+            let mut grant = None;
+            if is_signal {
+                let refusal = self.admit(token, &req);
+                let out = &mut self.outs[token as usize].buf;
+                match refusal {
+                    Ok(g) => grant = g,
+                    Err((status, reason)) => {
+                        let mut body = reason.into_bytes();
+                        body.push(b'\n');
+                        http::write_response(
+                            out,
+                            status,
+                            "text/plain; charset=utf-8",
+                            &body,
+                            "",
+                            &server,
+                        );
+                        self.stats.http_errors.fetch_add(1, Ordering::Relaxed);
+                        self.finish(token);
+                        return None;
+                    }
+                }
+            }
+            let out = &mut self.outs[token as usize].buf;
             if is_signal && self.router.session_count() >= self.settings.connections_max {
                 http::write_response(
                     out,
@@ -665,7 +696,10 @@ impl Core {
                     cap: self.settings.outbound_queue_bytes_max,
                     frames: 0,
                 };
-                let Some(id) = self.router.open(token, &mut sink) else {
+                let now_unix_s = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let Some(id) = self.router.open_with(token, grant, now_unix_s, &mut sink) else {
                     self.finish(token);
                     return None;
                 };
@@ -725,6 +759,39 @@ impl Core {
         }
         self.finish(token);
         None
+    }
+
+    /// Checks a signaling upgrade against auth and the per-address session limit; on
+    /// success the address is counted until the connection is released.
+    fn admit(
+        &mut self,
+        token: ConnToken,
+        req: &http::Request<'_>,
+    ) -> Result<Option<crate::proto::auth::Claims>, (u16, String)> {
+        let mut grant = None;
+        if let Some(auth) = &self.settings.auth {
+            let now_unix_s = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            grant = auth
+                .check(req.query, req.authorization, req.origin, now_unix_s)
+                .map_err(|e| (e.status(), e.to_string()))?;
+        }
+        if let Some(limiter) = &self.settings.ip_limiter {
+            let Some(Some(c)) = self.conns.get_mut(token as usize) else {
+                return Err((400, "connection gone".into()));
+            };
+            if let Ok(peer) = c.stream.peer_addr() {
+                if !limiter.try_acquire(peer.ip()) {
+                    return Err((
+                        429,
+                        "too many sessions from this address (signal.sessions_per_ip_max)".into(),
+                    ));
+                }
+                c.ip_held = Some(peer.ip());
+            }
+        }
+        Ok(grant)
     }
 
     /// Decodes and handles one frame; returns the bytes consumed, or `None` when more
@@ -983,6 +1050,9 @@ impl Core {
     pub(crate) fn release(&mut self, token: ConnToken) -> Option<TcpStream> {
         self.end_session(token);
         let conn = self.conns.get_mut(token as usize)?.take()?;
+        if let (Some(ip), Some(limiter)) = (conn.ip_held, &self.settings.ip_limiter) {
+            limiter.release(ip);
+        }
         let out = &mut self.outs[token as usize];
         out.buf.clear();
         if out.buf.capacity() > 64 * 1024 {
@@ -1070,7 +1140,16 @@ impl Core {
                 None => continue,
             };
             match phase {
-                Phase::Signal(_) | Phase::Echo => {
+                Phase::Signal(_) => {
+                    // Tell the client to come back (to another node, through the balancer)
+                    // after a short, spread-out delay, then close.
+                    let delay_ms = 250 + (u64::from(t) * 7919) % 2000;
+                    let notice = format!("{{\"type\":\"reconnect\",\"delayMs\":{delay_ms}}}");
+                    let out = &mut self.outs[t as usize];
+                    ws::write_frame(&mut out.buf, OpCode::Text, &[notice.as_bytes()]);
+                    self.start_close(t, close::GOING_AWAY, "server shutting down", now_ms);
+                }
+                Phase::Echo => {
                     self.start_close(t, close::GOING_AWAY, "server shutting down", now_ms);
                 }
                 Phase::Http | Phase::StunTcp { .. } => {

@@ -11,4 +11,4 @@ pub mod router;
 pub use error::{ErrorCode, FrameError};
 pub use id::SessionId;
 pub use json::{ClientFrame, Kind, Parser};
-pub use router::{Batch, Config, ConnToken, Counters, Limits, Record, Router, Sink};
+pub use router::{Batch, Config, ConnToken, Counters, Limits, Record, Router, Sink, TurnConfig};

@@ -27,7 +27,9 @@ use sha1::{Digest, Sha1};
 use super::error::{ErrorCode, FrameError};
 use super::id::{SessionId, GENERATION_MOD, ID_TEXT_LEN, SLOTS_MAX};
 use super::json::{after_open_brace, write_str, ClientFrame, Kind, Parser};
+use crate::proto::auth::Claims;
 use crate::proto::sdp::{self, SdpKind, SdpLimits};
+use crate::proto::turn_rest;
 
 /// Index of a connection in the shard's connection table.
 pub type ConnToken = u32;
@@ -120,6 +122,19 @@ pub struct Config {
     pub secret: [u8; 32],
     /// Seeds of the room hash; the same on every shard so all agree on room owners.
     pub room_hash_seeds: [u64; 4],
+    /// TURN REST credentials for `welcome` (coturn `use-auth-secret`), when configured.
+    pub turn: Option<TurnConfig>,
+}
+
+/// TURN servers that accept REST credentials derived from a shared secret.
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// The secret shared with the TURN server (`static-auth-secret`).
+    pub secret: Vec<u8>,
+    /// `turn:`/`turns:` URLs.
+    pub urls: Vec<String>,
+    /// Lifetime of a credential.
+    pub ttl_s: u64,
 }
 
 /// A byte range in a batch's data.
@@ -456,6 +471,8 @@ struct Session {
     awaiting_requeue: Option<SessionId>,
     /// A resume that waits for those frames.
     pending_resume: Option<(SessionId, Option<Box<[u8]>>)>,
+    /// What the session's token granted (rooms, `sub`), when auth is on.
+    grant: Option<Box<Claims>>,
     /// Token bucket of the message rate limit (thousandths of a message).
     tokens_milli: u64,
     tokens_at_ms: u64,
@@ -476,6 +493,7 @@ impl Session {
             requeue_at: 0,
             awaiting_requeue: None,
             pending_resume: None,
+            grant: None,
             tokens_milli: 0,
             tokens_at_ms: 0,
             violations: 0,
@@ -647,6 +665,18 @@ impl Router {
     /// Opens a session for connection `conn` and sends it `welcome`. `None` when the shard
     /// is at `sessions_max` (the caller should have refused the upgrade before).
     pub fn open(&mut self, conn: ConnToken, sink: &mut impl Sink) -> Option<SessionId> {
+        self.open_with(conn, None, 0, sink)
+    }
+
+    /// Opens a session with what its token granted (`None` without auth) and the wall-clock
+    /// time in Unix seconds, which TURN credentials in `welcome` expire from.
+    pub fn open_with(
+        &mut self,
+        conn: ConnToken,
+        grant: Option<Claims>,
+        now_unix_s: u64,
+        sink: &mut impl Sink,
+    ) -> Option<SessionId> {
         if self.live_sessions >= self.cfg.limits.sessions_max {
             return None;
         }
@@ -673,6 +703,7 @@ impl Router {
             let s = &mut self.sessions[slot as usize];
             s.tokens_milli = burst_milli;
             s.tokens_at_ms = now_ms;
+            s.grant = grant.map(Box::new);
         }
         self.live_sessions += 1;
         self.counters.sessions_opened += 1;
@@ -690,7 +721,28 @@ impl Router {
         buf.extend_from_slice(b"\",\"resume\":\"");
         buf.extend_from_slice(&token);
         buf.extend_from_slice(b"\",\"iceServers\":");
-        buf.extend_from_slice(self.cfg.ice_servers_json.as_bytes());
+        match &self.cfg.turn {
+            Some(turn) => {
+                // Time-limited TURN REST credentials first, then the static servers.
+                let (user, pass) = turn_rest::credentials(
+                    &turn.secret,
+                    std::str::from_utf8(&id.encode()).unwrap_or_default(),
+                    now_unix_s,
+                    turn.ttl_s,
+                );
+                let urls: Vec<&str> = turn.urls.iter().map(String::as_str).collect();
+                buf.push(b'[');
+                turn_rest::write_ice_server(buf, &urls, &user, &pass);
+                let rest = self.cfg.ice_servers_json.as_bytes();
+                if rest.len() > 2 {
+                    buf.push(b',');
+                    buf.extend_from_slice(&rest[1..]);
+                } else {
+                    buf.push(b']');
+                }
+            }
+            None => buf.extend_from_slice(self.cfg.ice_servers_json.as_bytes()),
+        }
         buf.extend_from_slice(b",\"heartbeatMs\":");
         buf.extend_from_slice(self.cfg.heartbeat_ms.to_string().as_bytes());
         buf.push(b'}');
@@ -1367,20 +1419,43 @@ impl Router {
                 None
             }
         };
+        let grant = self.session(id).and_then(|s| s.grant.as_deref());
+        let refusal = refusal.or_else(|| {
+            grant.filter(|g| !g.may_join(room)).map(|_| {
+                (
+                    ErrorCode::Unauthorized,
+                    "the session's token does not allow this room",
+                )
+            })
+        });
+        // An authenticated member's meta carries the token's `sub`, which the client cannot
+        // forge: {"sub":…,"app":<the client's meta>}.
+        let meta_owned: Option<Vec<u8>> = grant.and_then(|g| g.sub.as_deref()).map(|sub| {
+            let mut m = Vec::with_capacity(sub.len() + 16);
+            m.extend_from_slice(b"{\"sub\":");
+            write_str(&mut m, sub);
+            if let Some(app) = frame.meta {
+                m.extend_from_slice(b",\"app\":");
+                m.extend_from_slice(app);
+            }
+            m.push(b'}');
+            m
+        });
         if let Some((code, message)) = refusal {
             self.send_error(id, code, message, reference, sink);
             return;
         }
+        let meta = meta_owned.as_deref().or(frame.meta);
         // Record membership at home at once, so a second join or a broadcast right after
         // sees it; the owner sends JoinRefused if it turns the join down.
         self.sessions[id.slot() as usize].rooms.push(room.into());
         let owner = self.room_owner(room);
         if owner == self.cfg.shard {
-            self.join_at_owner(room, id, frame.meta, reference, sink);
+            self.join_at_owner(room, id, meta, reference, sink);
         } else {
             let b = &mut self.outbound[owner as usize];
             let room = b.push_bytes(&[room.as_bytes()]);
-            let meta = frame.meta.map(|m| b.push_bytes(&[m]));
+            let meta = meta.map(|m| b.push_bytes(&[m]));
             let reference = reference.map(|r| b.push_bytes(&[r]));
             b.records.push(Record::Join {
                 room,
