@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use switchboard::proto::http::{parse_head, write_error, Limits};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { head_bytes_max: 4096 };
+    let limits = Limits {
+        head_bytes_max: 4096,
+    };
     match parse_head(data, limits) {
         Ok(Some((req, len))) => {
             assert!(len <= data.len());

@@ -10,9 +10,15 @@ fuzz_target!(|data: &[u8]| {
     }
     // The first byte picks small or large limits, the second the read size.
     let limits = if data[0] & 1 == 0 {
-        Limits { frame_bytes_max: 125, message_bytes_max: 300 }
+        Limits {
+            frame_bytes_max: 125,
+            message_bytes_max: 300,
+        }
     } else {
-        Limits { frame_bytes_max: 1 << 16, message_bytes_max: 1 << 20 }
+        Limits {
+            frame_bytes_max: 1 << 16,
+            message_bytes_max: 1 << 20,
+        }
     };
     let chunk = usize::from(data[1]).max(1);
     let input = &data[2..];
