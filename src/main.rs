@@ -167,6 +167,7 @@ fn serve(cfg: &Config) -> ExitCode {
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ]) {
         Ok(s) => s,
         Err(e) => {
@@ -184,14 +185,27 @@ fn serve(cfg: &Config) -> ExitCode {
     };
     tracing::info!(addr = %running.local_addr, driver = running.driver.as_str(), version = env!("CARGO_PKG_VERSION"), "switchboard started");
     let shared = running.shared.clone();
+    let tls = running.tls.clone();
     let handle = signals.handle();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == signal_hook::consts::SIGHUP {
+                    // Reload the certificate and key; sessions keep their connections.
+                    match tls.as_ref().map(|t| t.reload()) {
+                        Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
+                        Some(Err(e)) => {
+                            tracing::error!(error = %e, "TLS reload failed; keeping the old certificate");
+                        }
+                        None => tracing::info!("SIGHUP: nothing to reload (TLS is off)"),
+                    }
+                    continue;
+                }
                 tracing::info!(signal = sig, "stop requested; draining");
                 shared.request_stop();
                 server::notify::stopping();
+                break;
             }
         })
         .expect("spawn signal thread");

@@ -42,6 +42,21 @@ pub struct Config {
     pub auth: Auth,
     /// TURN servers advertised with time-limited REST credentials.
     pub turn: Turn,
+    /// `wss://` on the signaling listener.
+    pub tls: Tls,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Accept TLS on the signaling listener (a connection whose first byte opens a TLS
+    /// handshake is served as `wss://`, others as `ws://`).
+    pub enabled: bool,
+    /// PEM certificate chain; reloaded on SIGHUP.
+    pub cert_path: String,
+    /// PEM private key; reloaded on SIGHUP.
+    pub key_path: String,
 }
 
 /// `[auth]`.

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod config;
 pub mod notify;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,8 @@ pub struct Running {
     pub driver: DriverKind,
     /// The bound STUN address (UDP, and TCP when enabled), when STUN is on.
     pub stun_addr: Option<SocketAddr>,
+    /// TLS state, when `wss://` is on; [`tls::TlsState::reload`] rereads the files.
+    pub tls: Option<Arc<tls::TlsState>>,
     /// Shared state (stop flag, wakers, stats).
     pub shared: Arc<Shared>,
     /// The bound admin address (`/metrics`, `/healthz`, `/readyz`), when the admin
@@ -212,6 +215,15 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         u64::from_le_bytes(seed_bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
     });
     let mut settings = settings_of(cfg);
+    let tls = if cfg.tls.enabled {
+        let state = tls::TlsState::new(&cfg.tls.cert_path, &cfg.tls.key_path)
+            .map_err(std::io::Error::other)?;
+        tracing::info!(cert = %cfg.tls.cert_path, "TLS enabled on the signaling listener");
+        Some(Arc::new(state))
+    } else {
+        None
+    };
+    settings.tls = tls.clone();
     settings.auth = cfg
         .authenticator()
         .map_err(std::io::Error::other)?
@@ -343,6 +355,7 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         local_addr,
         driver,
         stun_addr,
+        tls,
         shared,
         admin_addr,
         threads,
@@ -444,6 +457,7 @@ fn settings_of(cfg: &Config) -> Settings {
         connections_max: cfg.signal.sessions_per_shard_max,
         auth: None,
         ip_limiter: None,
+        tls: None,
         heartbeat_ms: cfg.signal.heartbeat_ms.max(100),
         idle_timeout_ms: cfg.signal.idle_timeout_ms,
         static_files: if cfg.server.demo {

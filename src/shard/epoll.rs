@@ -279,9 +279,8 @@ fn flush(core: &mut Core, dirty: &mut Vec<ConnToken>) {
             }
         }
         core.flushed(t, written);
-        let out = core.out_mut(t);
-        out.buf.drain(..written);
-        let empty = out.buf.is_empty();
+        core.consume_out(t, written);
+        let empty = core.out_mut(t).buf.is_empty();
         if failed {
             core.closing.push((t, CloseReason::IoError));
         } else if empty && core.close_when_flushed(t) {

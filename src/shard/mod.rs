@@ -16,6 +16,7 @@
 //! 6. Expire deadlines (handshake and close timeouts).
 
 pub mod epoll;
+pub mod host;
 pub mod iplimit;
 pub mod ring;
 pub mod stun;
@@ -86,6 +87,8 @@ pub struct Settings {
     pub auth: Option<Arc<crate::proto::auth::Authenticator>>,
     /// Sessions per source address across all shards, when limited.
     pub ip_limiter: Option<Arc<iplimit::IpLimiter>>,
+    /// TLS for `wss://` on the same listener (detected by the first byte), when configured.
+    pub tls: Option<Arc<crate::server::tls::TlsState>>,
 }
 
 /// A file embedded in the binary and served as is.
@@ -217,12 +220,18 @@ struct Conn {
     last_active_ms: u64,
     /// The source address counted against the per-address session limit.
     ip_held: Option<std::net::IpAddr>,
+    /// TLS state of a `wss://` connection.
+    tls: Option<Box<rustls::ServerConnection>>,
+    /// Whether any byte has arrived (TLS is detected on the first one).
+    seen_bytes: bool,
 }
 
 /// One connection's send queue.
 #[derive(Debug, Default)]
 pub(crate) struct Out {
     pub(crate) buf: Vec<u8>,
+    /// On TLS connections: how much of `buf` (from the front) is already ciphertext.
+    pub(crate) cipher_len: usize,
     queued: bool,
     generation: u32,
     /// The queue passed its cap: no more frames are accepted.
@@ -312,6 +321,10 @@ pub struct Core {
     pub(crate) stun: Option<stun::StunService>,
     /// Connections the router closed during the current call.
     kicks: Vec<ConnToken>,
+    /// Scratch for decrypted TLS input.
+    tls_plain: Vec<u8>,
+    /// This shard's copy of the current TLS config and its generation.
+    tls_cache: Option<(u64, Arc<rustls::ServerConfig>)>,
     /// The time of the current loop turn.
     now_ms: u64,
 }
@@ -355,6 +368,8 @@ impl Core {
             scratch,
             stun: None,
             kicks: Vec::new(),
+            tls_plain: Vec::new(),
+            tls_cache: None,
             now_ms: 0,
         }
     }
@@ -427,6 +442,8 @@ impl Core {
             deadline_ms,
             last_active_ms: now_ms,
             ip_held: None,
+            tls: None,
+            seen_bytes: false,
         });
         self.timers.push(Reverse((deadline_ms, token, generation)));
         self.open += 1;
@@ -459,7 +476,8 @@ impl Core {
     /// Whether a connection holds a partial frame or head (so reads should go straight
     /// into its own buffer).
     pub(crate) fn has_partial(&self, token: ConnToken) -> bool {
-        matches!(self.conns.get(token as usize), Some(Some(c)) if !c.inbuf.is_empty())
+        // A TLS connection's buffer holds plaintext: its reads always go through `on_data`.
+        matches!(self.conns.get(token as usize), Some(Some(c)) if !c.inbuf.is_empty() && c.tls.is_none())
     }
 
     /// Takes a connection's partial buffer so a driver can read into it; it must be
@@ -478,6 +496,9 @@ impl Core {
         self.stats
             .bytes_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if self.tls_input(token, data, now_ms) {
+            return;
+        }
         let used = self.process(token, data, now_ms);
         if used < data.len() {
             if let Some(Some(c)) = self.conns.get_mut(token as usize) {
@@ -486,6 +507,119 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Handles TLS records: starts TLS on a first byte that opens a handshake (when TLS is
+    /// configured), decrypts, and runs the plaintext through the usual path. Returns false
+    /// for plaintext connections.
+    fn tls_input(&mut self, token: ConnToken, data: &[u8], now_ms: u64) -> bool {
+        let Some(Some(c)) = self.conns.get_mut(token as usize) else {
+            return false;
+        };
+        if c.tls.is_none() {
+            let fresh = c.phase == Phase::Http && c.inbuf.is_empty() && !c.seen_bytes;
+            c.seen_bytes = true;
+            // 0x16 is a TLS handshake record; an HTTP request starts with a method name.
+            let Some(state) = self.settings.tls.as_ref() else {
+                return false;
+            };
+            if !(fresh && data.first() == Some(&0x16)) {
+                return false;
+            }
+            let cfg = state.config(&mut self.tls_cache);
+            match rustls::ServerConnection::new(cfg) {
+                Ok(conn) => c.tls = Some(Box::new(conn)),
+                Err(_) => {
+                    self.closing.push((token, CloseReason::IoError));
+                    return true;
+                }
+            }
+        }
+        let Some(tls) = c.tls.as_mut() else {
+            return false;
+        };
+        let mut rest = data;
+        let mut plain = std::mem::take(&mut self.tls_plain);
+        plain.clear();
+        let mut failed = false;
+        while !rest.is_empty() {
+            match tls.read_tls(&mut rest) {
+                Ok(0) | Err(_) => {
+                    failed = true;
+                    break;
+                }
+                Ok(_) => {}
+            }
+            if tls.process_new_packets().is_err() {
+                failed = true;
+                break;
+            }
+            loop {
+                let at = plain.len();
+                plain.resize(at + 16 * 1024, 0);
+                match std::io::Read::read(&mut tls.reader(), &mut plain[at..]) {
+                    Ok(n) if n > 0 => plain.truncate(at + n),
+                    _ => {
+                        plain.truncate(at);
+                        break;
+                    }
+                }
+            }
+        }
+        let wants_write = tls.wants_write();
+        if failed {
+            // The alert, if rustls produced one, goes out before the socket closes.
+            self.encrypt_pending(token);
+            self.finish(token);
+            self.tls_plain = plain;
+            return true;
+        }
+        if wants_write {
+            self.mark_dirty(token);
+        }
+        if !plain.is_empty() {
+            let mut buf = self.take_inbuf(token);
+            let from = buf.len();
+            buf.extend_from_slice(&plain);
+            let used = self.process(token, &mut buf, now_ms);
+            buf.drain(..used);
+            if from == 0 && buf.capacity() > 64 * 1024 && buf.is_empty() {
+                buf = Vec::new();
+            }
+            self.put_inbuf(token, buf);
+        }
+        self.tls_plain = plain;
+        true
+    }
+
+    /// Encrypts what was queued in plaintext on a TLS connection since the last call, so
+    /// the send queue holds only ciphertext when the driver takes it.
+    pub(crate) fn encrypt_pending(&mut self, token: ConnToken) {
+        let Some(Some(c)) = self.conns.get_mut(token as usize) else {
+            return;
+        };
+        let Some(tls) = c.tls.as_mut() else {
+            return;
+        };
+        let out = &mut self.outs[token as usize];
+        if out.cipher_len < out.buf.len() {
+            let _ = std::io::Write::write_all(&mut tls.writer(), &out.buf[out.cipher_len..]);
+            out.buf.truncate(out.cipher_len);
+        }
+        while tls.wants_write() {
+            match tls.write_tls(&mut out.buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        out.cipher_len = out.buf.len();
+    }
+
+    /// The driver sent `n` bytes from the front of a connection's queue.
+    pub(crate) fn consume_out(&mut self, token: ConnToken, n: usize) {
+        let out = &mut self.outs[token as usize];
+        out.buf.drain(..n);
+        out.cipher_len = out.cipher_len.saturating_sub(n);
     }
 
     /// Records activity on a connection (for the idle timeout) and the current time.
@@ -908,6 +1042,9 @@ impl Core {
     fn finish(&mut self, token: ConnToken) {
         self.end_session(token);
         if let Some(Some(c)) = self.conns.get_mut(token as usize) {
+            if let Some(tls) = c.tls.as_mut() {
+                tls.send_close_notify();
+            }
             c.phase = Phase::Draining;
             c.inbuf = Vec::new();
             c.decoder = None;
@@ -1010,6 +1147,9 @@ impl Core {
             }
         }
         std::mem::swap(&mut self.dirty, into);
+        for &t in into.iter() {
+            self.encrypt_pending(t);
+        }
     }
 
     /// Hands back a buffer taken with [`Core::take_inbuf`] when no bytes were added.
@@ -1055,6 +1195,7 @@ impl Core {
         }
         let out = &mut self.outs[token as usize];
         out.buf.clear();
+        out.cipher_len = 0;
         if out.buf.capacity() > 64 * 1024 {
             out.buf = Vec::new();
         }

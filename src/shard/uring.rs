@@ -328,6 +328,7 @@ impl Driver {
                 return Ok(());
             }
             std::mem::swap(&mut st.inflight, out);
+            core.outs[t as usize].cipher_len = 0;
         }
         let rest = &st.inflight[st.offset..];
         let sqe = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
@@ -573,7 +574,14 @@ impl Driver {
                 }
                 st.offset += res as usize;
                 core.flushed(t, res as usize);
-                self.start_send(core, t)?;
+                if st.offset < st.inflight.len() {
+                    // A short send: the rest of the same bytes.
+                    self.start_send(core, t)?;
+                } else if !core.outs[t as usize].buf.is_empty() {
+                    // New frames queued meanwhile go out through the dirty list this turn,
+                    // where TLS connections get them encrypted first.
+                    core.mark_dirty(t);
+                }
                 self.check_drained(core, t);
                 Ok(false)
             }
