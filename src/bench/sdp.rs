@@ -143,7 +143,7 @@ pub(crate) fn answer(seed: u64) -> String {
 pub(crate) fn candidate(seed: u64, n: usize) -> String {
     let foundation = (seed.wrapping_mul(31).wrapping_add(n as u64 * 7919) % 4_000_000_000) + 1;
     let ufrag = hexish(seed, 4);
-    let port = 40_000 + (seed as usize * 13 + n * 101) % 20_000;
+    let port = 40_000 + (seed.wrapping_mul(13).wrapping_add(n as u64 * 101) % 20_000) as usize;
     let network = n / 3 + 1;
     match n % 3 {
         0 => format!(
