@@ -118,7 +118,18 @@ fn sigterm_drains_connected_clients() {
             .status()
             .unwrap();
         assert!(status.success());
-        // The client sees its welcome and pong, then a 1001 close; it answers the close.
+        // The client sees its welcome and pong, a `reconnect` notice with a suggested delay,
+        // then a 1001 close; it answers the close.
+        let mut notice = Vec::new();
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(&notice).contains(r#""type":"reconnect","delayMs":"#) {
+            std::io::Read::read_exact(&mut s, &mut byte).expect("a reconnect notice");
+            notice.push(byte[0]);
+        }
+        // The rest of that frame: the delay's digits and the closing brace.
+        while byte[0] != b'}' {
+            std::io::Read::read_exact(&mut s, &mut byte).expect("the end of the notice");
+        }
         assert_eq!(common::read_close_code(&mut s), Some(1001), "{driver}");
         s.write_all(&common::client_frame(0x88, &1001u16.to_be_bytes()))
             .unwrap();

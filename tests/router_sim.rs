@@ -353,7 +353,7 @@ fn churn_of_joins_and_leaves_returns_tables_to_empty() {
     for _ in 0..300 {
         sim.open();
     }
-    for n in 0..200_000u64 {
+    for n in 0..1_000_000u64 {
         let i = sim.rng.below(300);
         let room = format!("room-{}", n % 50);
         if sim.clients[i].views.contains_key(&room) {

@@ -17,6 +17,11 @@ impl Sdp<'_> {
     /// trailing blank line.
     pub fn write_to(&self, out: &mut Vec<u8>) -> usize {
         let start = out.len();
+        // With one line ending throughout, the lines and their endings are the text itself.
+        if let Some(verbatim_len) = self.verbatim_len() {
+            out.extend_from_slice(&self.text().as_bytes()[..verbatim_len]);
+            return out.len() - start;
+        }
         let line_ending = self.line_ending().as_bytes();
         let mut lines = self.lines();
         while let Some((_, line)) = lines.next_raw() {
@@ -48,7 +53,7 @@ impl Sdp<'_> {
 /// before the first line that must follow it. Attributes written before the first
 /// [`media`](Self::media) call are session-level; after it they belong to the last section.
 ///
-/// ```ignore
+/// ```
 /// use switchboard::proto::sdp::*;
 ///
 /// let mut out = Vec::with_capacity(1024);
@@ -76,8 +81,6 @@ impl Sdp<'_> {
 /// assert_eq!(bytes_written, out.len());
 /// assert!(Sdp::parse(std::str::from_utf8(&out).unwrap()).is_ok());
 /// ```
-///
-/// (The same example runs as the unit test `builds_the_documented_example`.)
 #[derive(Debug)]
 pub struct SdpBuilder<'o> {
     out: &'o mut Vec<u8>,

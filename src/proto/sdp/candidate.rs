@@ -13,7 +13,7 @@
 //! typed accessors ([`Candidate::generation`] and friends) read them from that tail.
 
 use super::error::CandidateError;
-use super::parser::{is_token, parse_u16, parse_u32, SplitByte};
+use super::parser::{parse_u16, parse_u32, SplitByte, TOKEN_CHARS};
 
 /// The longest foundation RFC 8839 allows, in characters.
 pub const FOUNDATION_CHARS_MAX: usize = 32;
@@ -195,8 +195,10 @@ pub(crate) fn parse_candidate_value(value: &str) -> Result<Candidate<'_>, Candid
     }
     let mut fields = Fields::new(value);
 
-    let foundation = fields.next().ok_or(CandidateError::Foundation)?;
-    if foundation.len() > FOUNDATION_CHARS_MAX || !foundation.bytes().all(is_ice_char) {
+    // Each field is cut and classified in one pass (see `Fields::next_classified`); the
+    // numeric ones are then read from their few digits.
+    let (foundation, class) = fields.next_classified().ok_or(CandidateError::Foundation)?;
+    if foundation.len() > FOUNDATION_CHARS_MAX || class & ICE == 0 {
         return Err(CandidateError::Foundation);
     }
     let component = fields
@@ -206,18 +208,20 @@ pub(crate) fn parse_candidate_value(value: &str) -> Result<Candidate<'_>, Candid
         .filter(|component| (1..=256).contains(component))
         .ok_or(CandidateError::Component)?;
     let transport = fields
-        .next()
-        .filter(|field| is_token(field))
-        .ok_or(CandidateError::Transport)?;
+        .next_classified()
+        .filter(|(_, class)| class & TOKEN != 0)
+        .ok_or(CandidateError::Transport)?
+        .0;
     let priority = fields
         .next()
         .filter(|field| field.len() <= 10)
         .and_then(parse_u32)
         .ok_or(CandidateError::Priority)?;
     let address = fields
-        .next()
-        .filter(|field| is_address(field))
-        .ok_or(CandidateError::Address)?;
+        .next_classified()
+        .filter(|(_, class)| class & ADDRESS != 0)
+        .ok_or(CandidateError::Address)?
+        .0;
     let port = fields
         .next()
         .and_then(parse_u16)
@@ -233,10 +237,12 @@ pub(crate) fn parse_candidate_value(value: &str) -> Result<Candidate<'_>, Candid
     let mut related_address = None;
     if starts_with_word(fields.rest, "raddr") {
         fields.next();
-        let address = fields
-            .next()
-            .filter(|field| is_address(field))
+        let (address, class) = fields
+            .next_classified()
             .ok_or(CandidateError::RelatedAddress)?;
+        if class & ADDRESS == 0 {
+            return Err(CandidateError::RelatedAddress);
+        }
         related_address = Some(address);
     }
     let mut related_port = None;
@@ -324,11 +330,33 @@ impl<'a> Fields<'a> {
         }
     }
 
+    #[inline]
     fn next(&mut self) -> Option<&'a str> {
+        self.next_classified().map(|(field, _)| field)
+    }
+
+    /// Like `next`, and also returns the classes ([`ICE`], [`TOKEN`], [`ADDRESS`]) that every
+    /// byte of the field belongs to, found in the same pass that looks for the space.
+    #[inline(always)]
+    fn next_classified(&mut self) -> Option<(&'a str, u8)> {
         if self.rest.is_empty() {
             return None;
         }
-        let (field, rest) = self.rest.split_byte(b' ').unwrap_or((self.rest, ""));
+        let bytes = self.rest.as_bytes();
+        let mut class = u8::MAX;
+        let mut end = 0;
+        while let Some(&byte) = bytes.get(end) {
+            if byte == b' ' {
+                break;
+            }
+            class &= CLASSES[usize::from(byte)];
+            end += 1;
+        }
+        // The space is ASCII, so both cuts fall on character boundaries.
+        let (field, rest) = match self.rest.get(end + 1..) {
+            Some(rest) => (&self.rest[..end], rest),
+            None => (self.rest, ""),
+        };
         // A space at the very end leaves an empty `rest` behind a split; count that too.
         if field.is_empty() || (rest.is_empty() && self.rest.len() != field.len()) {
             self.empty_field = true;
@@ -337,23 +365,44 @@ impl<'a> Fields<'a> {
         if field.is_empty() {
             None
         } else {
-            Some(field)
+            Some((field, class))
         }
     }
 }
 
+/// Class bits of [`CLASSES`]. `ice-char` (RFC 8839 §5.1).
+const ICE: u8 = 1;
+/// `token-char` (RFC 8866 §9).
+const TOKEN: u8 = 2;
+/// A character of a connection address: an IPv4 or IPv6 literal or a host name. We check the
+/// character set only; resolving or range-checking addresses is the ICE agent's business.
+const ADDRESS: u8 = 4;
+
+/// The classes each byte belongs to, so a field is classified in the pass that cuts it.
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        let mut class = 0;
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
+            class |= ICE;
+        }
+        if TOKEN_CHARS[byte] {
+            class |= TOKEN;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'-' | b'_' | b'%') {
+            class |= ADDRESS;
+        }
+        table[byte] = class;
+        byte += 1;
+    }
+    table
+};
+
 /// `ice-char = ALPHA / DIGIT / "+" / "/"` (RFC 8839 §5.1).
 pub(crate) fn is_ice_char(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'+' || byte == b'/'
-}
-
-/// A connection address: an IPv4 or IPv6 literal or a host name. We check the character set
-/// only; resolving or range-checking addresses is the ICE agent's business.
-fn is_address(field: &str) -> bool {
-    !field.is_empty()
-        && field.bytes().all(|byte| {
-            byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b':' | b'-' | b'_' | b'%')
-        })
 }
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ pub struct Sdp<'a> {
     sections: [SectionRecord; MEDIA_SECTIONS_MAX],
     sections_len: usize,
     lines_len: u32,
+    /// When every line ends in `line_ending`: the length of the text up to the end of its
+    /// last line, leaving out trailing blank lines. `write_to` then copies that prefix.
+    verbatim_len: Option<u32>,
 }
 
 /// Where a media section lies in the text.
@@ -477,26 +480,33 @@ impl<'a> Attribute<'a> {
     /// Parses the text after `a=`, which must be one line without its line ending (as the
     /// lines of a description that [`Sdp::parse`] accepted are).
     pub fn parse(text: &'a str) -> Result<Self, SdpErrorKind> {
+        Self::parse_inline(text)
+    }
+
+    /// [`parse`](Self::parse), inlined into the parsing loop so that the compiler can leave
+    /// out building values that nobody reads.
+    #[inline(always)]
+    fn parse_inline(text: &'a str) -> Result<Self, SdpErrorKind> {
         // Find the `:` while checking the name's characters, then pack the name into an
         // integer: matching a packed integer compiles to a few comparisons, where a `match` on
         // `&str` calls `memcmp` once per arm, which was the largest cost of parsing an offer.
         let bytes = text.as_bytes();
         let mut name_len = 0;
+        let mut name_ok = true;
         while let Some(&byte) = bytes.get(name_len) {
             if byte == b':' {
                 break;
             }
-            if !TOKEN_CHARS[usize::from(byte)] {
-                return Err(SdpErrorKind::AttributeName);
-            }
+            // Checked without branching; one test after the loop.
+            name_ok &= TOKEN_CHARS[usize::from(byte)];
             name_len += 1;
         }
-        if name_len == 0 {
+        if name_len == 0 || !name_ok {
             return Err(SdpErrorKind::AttributeName);
         }
         let name = &text[..name_len];
         let value = text.get(name_len + 1..);
-        let key = name_key(name.as_bytes());
+        let key = runtime_name_key(bytes, name_len);
         Ok(match key {
             KEY_MID => Self::Mid(token_value(value, "mid")?),
             KEY_ICE_UFRAG => Self::IceUfrag(ice_value(value, "ice-ufrag")?),
@@ -544,6 +554,40 @@ impl<'a> Attribute<'a> {
     }
 }
 
+/// The [`name_key`] of the name at the start of an attribute's text (up to its `:`), for
+/// picking attributes out by name without parsing them. The text must come from a line
+/// [`Sdp::parse`] accepted, whose names are tokens and hold no NUL byte.
+#[inline]
+pub(crate) fn attribute_name_key(text: &str) -> u128 {
+    let bytes = text.as_bytes();
+    let name_len = bytes
+        .iter()
+        .take(17)
+        .position(|&byte| byte == b':')
+        .unwrap_or(bytes.len().min(17));
+    if name_len == 0 {
+        return 0;
+    }
+    runtime_name_key(bytes, name_len)
+}
+
+/// [`name_key`] of `bytes[..name_len]`. When 16 bytes can be read, one load and a mask do it;
+/// otherwise the bytes are copied into a zeroed buffer first.
+#[inline]
+fn runtime_name_key(bytes: &[u8], name_len: usize) -> u128 {
+    if name_len > 16 {
+        return 0;
+    }
+    let mut padded = [0u8; 16];
+    match bytes.get(..16) {
+        Some(first) => padded.copy_from_slice(first),
+        None => padded[..name_len].copy_from_slice(&bytes[..name_len]),
+    }
+    // `name_len` is 1..=16 here, so the shift is 0..=120 bits.
+    let mask = u128::MAX << (8 * (16 - name_len));
+    u128::from_be_bytes(padded) & mask
+}
+
 /// Packs a name into an integer: its bytes, zero-padded to 16, read big-endian. Token names
 /// hold no NUL byte, so two names share a key only if they are equal; names longer than 16
 /// bytes all get key 0 and are told apart by comparing text.
@@ -560,14 +604,14 @@ const fn name_key(name: &[u8]) -> u128 {
     u128::from_be_bytes(padded)
 }
 
-const KEY_MID: u128 = name_key(b"mid");
-const KEY_ICE_UFRAG: u128 = name_key(b"ice-ufrag");
-const KEY_ICE_PWD: u128 = name_key(b"ice-pwd");
+pub(crate) const KEY_MID: u128 = name_key(b"mid");
+pub(crate) const KEY_ICE_UFRAG: u128 = name_key(b"ice-ufrag");
+pub(crate) const KEY_ICE_PWD: u128 = name_key(b"ice-pwd");
 const KEY_ICE_OPTIONS: u128 = name_key(b"ice-options");
 const KEY_ICE_LITE: u128 = name_key(b"ice-lite");
-const KEY_FINGERPRINT: u128 = name_key(b"fingerprint");
-const KEY_SETUP: u128 = name_key(b"setup");
-const KEY_GROUP: u128 = name_key(b"group");
+pub(crate) const KEY_FINGERPRINT: u128 = name_key(b"fingerprint");
+pub(crate) const KEY_SETUP: u128 = name_key(b"setup");
+pub(crate) const KEY_GROUP: u128 = name_key(b"group");
 const KEY_MSID: u128 = name_key(b"msid");
 const KEY_RTPMAP: u128 = name_key(b"rtpmap");
 const KEY_FMTP: u128 = name_key(b"fmtp");
@@ -587,7 +631,7 @@ const KEY_RECVONLY: u128 = name_key(b"recvonly");
 const KEY_INACTIVE: u128 = name_key(b"inactive");
 const KEY_SIMULCAST: u128 = name_key(b"simulcast");
 const KEY_RID: u128 = name_key(b"rid");
-const KEY_BUNDLE_ONLY: u128 = name_key(b"bundle-only");
+pub(crate) const KEY_BUNDLE_ONLY: u128 = name_key(b"bundle-only");
 
 fn flag<'a>(
     value: Option<&str>,
@@ -626,19 +670,27 @@ fn parse_fingerprint(value: Option<&str>) -> Result<Fingerprint<'_>, SdpErrorKin
     if !is_token(hash_function) || hex.is_empty() {
         return Err(ERROR);
     }
-    // Each byte is two hex digits, and bytes are separated by single colons.
+    // Each byte is two hex digits, and bytes are separated by single colons: `XX:` groups
+    // and a final `XX`. The groups are checked without a branch each, then tested once.
     let bytes = hex.as_bytes();
     if (bytes.len() + 1) % 3 != 0 {
         return Err(ERROR);
     }
-    for pair in bytes.chunks(3) {
-        let ok = match pair {
-            [high, low, b':'] | [high, low] => high.is_ascii_hexdigit() && low.is_ascii_hexdigit(),
-            _ => false,
-        };
-        if !ok {
-            return Err(ERROR);
-        }
+    let mut groups = bytes.chunks_exact(3);
+    let mut ok = true;
+    for group in &mut groups {
+        ok &= HEX_DIGITS[usize::from(group[0])]
+            & HEX_DIGITS[usize::from(group[1])]
+            & (group[2] == b':');
+    }
+    // The length check leaves exactly two bytes over.
+    if let [high, low] = *groups.remainder() {
+        ok &= HEX_DIGITS[usize::from(high)] & HEX_DIGITS[usize::from(low)];
+    } else {
+        ok = false;
+    }
+    if !ok {
+        return Err(ERROR);
     }
     let bytes_len = (bytes.len() + 1) / 3;
     if digest_bytes_len(hash_function).is_some_and(|expected| expected != bytes_len) {
@@ -653,6 +705,10 @@ fn parse_fingerprint(value: Option<&str>) -> Result<Fingerprint<'_>, SdpErrorKin
 /// The digest size of the hash functions RFC 8122 lists, matched case-insensitively without
 /// building a lowercase copy; `None` for others, whose length we cannot check.
 fn digest_bytes_len(hash_function: &str) -> Option<usize> {
+    // Every listed name is 3, 5 or 7 bytes long; most others are told apart without a compare.
+    if !matches!(hash_function.len(), 3 | 5 | 7) {
+        return None;
+    }
     [
         ("sha-1", 20),
         ("sha-224", 28),
@@ -1034,36 +1090,54 @@ impl<'a> Line<'a> {
 /// The place of each line type in the order RFC 8866 §5 fixes, and whether it may repeat.
 /// Session-level ranks come first; media-level ranks follow `m=`.
 pub(crate) fn rank(letter: u8, in_media: bool) -> Option<(u8, bool)> {
-    if in_media {
-        return match letter {
-            b'm' => Some((20, true)),
-            b'i' => Some((21, false)),
-            b'c' => Some((22, true)),
-            b'b' => Some((23, true)),
-            b'k' => Some((24, false)),
-            b'a' => Some((25, true)),
-            _ => None,
-        };
-    }
-    match letter {
-        b'v' => Some((0, false)),
-        b'o' => Some((1, false)),
-        b's' => Some((2, false)),
-        b'i' => Some((3, false)),
-        b'u' => Some((4, false)),
-        b'e' => Some((5, true)),
-        b'p' => Some((6, true)),
-        b'c' => Some((7, false)),
-        b'b' => Some((8, true)),
-        // `r=` shares the rank of `t=`: it repeats the `t=` before it.
-        b't' | b'r' => Some((9, true)),
-        b'z' => Some((10, false)),
-        b'k' => Some((11, false)),
-        b'a' => Some((12, true)),
-        b'm' => Some((20, true)),
-        _ => None,
-    }
+    let entry = RANKS[usize::from(in_media)][usize::from(letter)];
+    (entry != NO_RANK).then_some((entry & !REPEATS, entry & REPEATS != 0))
 }
+
+/// [`rank`] as a table lookup, one row per level: the rank, with [`REPEATS`] set for lines
+/// that may repeat, or [`NO_RANK`].
+const RANKS: [[u8; 256]; 2] = {
+    let mut table = [[NO_RANK; 256]; 2];
+    let session: [(u8, u8); 15] = [
+        (b'v', 0),
+        (b'o', 1),
+        (b's', 2),
+        (b'i', 3),
+        (b'u', 4),
+        (b'e', 5 | REPEATS),
+        (b'p', 6 | REPEATS),
+        (b'c', 7),
+        (b'b', 8 | REPEATS),
+        // `r=` shares the rank of `t=`: it repeats the `t=` before it.
+        (b't', 9 | REPEATS),
+        (b'r', 9 | REPEATS),
+        (b'z', 10),
+        (b'k', 11),
+        (b'a', 12 | REPEATS),
+        (b'm', 20 | REPEATS),
+    ];
+    let media: [(u8, u8); 6] = [
+        (b'm', 20 | REPEATS),
+        (b'i', 21),
+        (b'c', 22 | REPEATS),
+        (b'b', 23 | REPEATS),
+        (b'k', 24),
+        (b'a', 25 | REPEATS),
+    ];
+    let mut index = 0;
+    while index < session.len() {
+        table[0][session[index].0 as usize] = session[index].1;
+        index += 1;
+    }
+    index = 0;
+    while index < media.len() {
+        table[1][media[index].0 as usize] = media[index].1;
+        index += 1;
+    }
+    table
+};
+const REPEATS: u8 = 0x80;
+const NO_RANK: u8 = 0xFF;
 
 const RANK_ORIGIN: u8 = 1;
 const RANK_SESSION_NAME: u8 = 2;
@@ -1101,24 +1175,32 @@ impl<'a> Lines<'a> {
         if rest.is_empty() {
             return None;
         }
-        let bytes = rest.as_bytes();
-        let (line, advance, clean) = match find_line_break(bytes) {
-            Some(end) => match (bytes[end], bytes.get(end + 1)) {
-                (b'\n', _) => (&rest[..end], end + 1, true),
-                (b'\r', Some(b'\n')) => (&rest[..end], end + 2, true),
-                // A CR that ends the text ends its last line.
-                (b'\r', None) => (&rest[..end], end + 1, true),
-                // A lone CR or a NUL: cut the line at the next LF and report it.
-                _ => {
-                    let end = find_line_break_lf(bytes).unwrap_or(bytes.len());
-                    (&rest[..end], (end + 1).min(bytes.len()), false)
-                }
-            },
-            None => (rest, rest.len(), true),
-        };
+        let (line_len, advance, clean) = cut_line(rest.as_bytes());
         self.position += advance;
         self.number += 1;
-        Some((self.number, line, clean))
+        Some((self.number, &rest[..line_len], clean))
+    }
+}
+
+/// Cuts the first line off `bytes`: its length without the line ending, the bytes to skip to
+/// the next line, and whether the line is clean: free of NUL and of any CR but the one of its
+/// CRLF ending. The line length always falls on a character boundary, before an ASCII byte
+/// or at the end.
+#[inline(always)]
+fn cut_line(bytes: &[u8]) -> (usize, usize, bool) {
+    match find_line_break(bytes) {
+        Some(end) => match (bytes[end], bytes.get(end + 1)) {
+            (b'\n', _) => (end, end + 1, true),
+            (b'\r', Some(b'\n')) => (end, end + 2, true),
+            // A CR that ends the text ends its last line.
+            (b'\r', None) => (end, end + 1, true),
+            // A lone CR or a NUL: cut the line at the next LF and report it.
+            _ => {
+                let end = find_line_break_lf(bytes).unwrap_or(bytes.len());
+                (end, (end + 1).min(bytes.len()), false)
+            }
+        },
+        None => (bytes.len(), bytes.len(), true),
     }
 }
 
@@ -1156,6 +1238,16 @@ impl<'a> Sdp<'a> {
     ///
     /// Allocates nothing; the result borrows `text`.
     pub fn parse(text: &'a str) -> Result<Self, SdpError> {
+        Self::parse_observed(text, &mut ())
+    }
+
+    /// [`parse`](Self::parse), showing `observer` each `m=` line and attribute as it is
+    /// accepted, so that [`validate`](super::validate) needs no second pass over the text.
+    /// The observer only records; whether parsing succeeds does not depend on it.
+    pub(crate) fn parse_observed<O: ParseObserver<'a>>(
+        text: &'a str,
+        observer: &mut O,
+    ) -> Result<Self, SdpError> {
         if text.len() > TEXT_BYTES_MAX {
             return Err(SdpError::whole(SdpErrorKind::TooLarge));
         }
@@ -1170,28 +1262,46 @@ impl<'a> Sdp<'a> {
             sections: [SectionRecord::default(); MEDIA_SECTIONS_MAX],
             sections_len: 0,
             lines_len: 0,
+            verbatim_len: None,
         };
-        let mut cursor = Lines::new(text, 1);
         let mut current_rank: Option<u8> = None;
         let mut in_media = false;
         let mut attributes_len = 0usize;
         let mut last_number = 0;
+        // The start of the next line; the lines are cut here as `Lines` cuts them.
+        let mut next_start = 0;
+        let mut number = 0u32;
+        let mut verbatim = true;
+        // Where the last line ends: the text's end, or the start of trailing blank lines.
+        let mut verbatim_end = text.len();
+        let line_ending_len = line_ending.as_bytes().len();
 
-        loop {
-            let start = cursor.position;
-            let Some((number, line, clean)) = cursor.next_checked() else {
-                break;
-            };
+        while let Some(rest) = text
+            .as_bytes()
+            .get(next_start..)
+            .filter(|rest| !rest.is_empty())
+        {
+            let start = next_start;
+            let (line_len, advance, clean) = cut_line(rest);
+            next_start += advance;
+            number += 1;
+            // `cut_line` cuts before an ASCII byte or at the end: a character boundary.
+            let line = &text[start..start + line_len];
             last_number = number;
             if line.is_empty() {
                 // Blank lines are not SDP, but some stacks end their text with one.
                 let rest = &text.as_bytes()[start..];
                 if rest.iter().all(|byte| matches!(byte, b'\r' | b'\n')) {
                     last_number = number - 1;
+                    verbatim_end = start;
                     break;
                 }
                 return Err(SdpError::at(SdpErrorKind::MalformedLine, number));
             }
+            // Whether the line ends in the line ending of the first line, so that `write_to`
+            // can copy the text as it is. (A lone CR that ends the text also counts one byte;
+            // it is ruled out after the loop.)
+            verbatim &= advance - line_len == line_ending_len;
             let bytes = line.as_bytes();
             if !clean || bytes.len() < 2 || bytes[1] != b'=' {
                 return Err(SdpError::at(SdpErrorKind::MalformedLine, number));
@@ -1225,15 +1335,21 @@ impl<'a> Sdp<'a> {
             current_rank = Some(rank);
 
             let value = &line[2..];
-            let parsed = Line::parse(letter, value).map_err(|kind| SdpError::at(kind, number))?;
-            match parsed {
-                Line::Attribute(_) => {
+            // The typed value goes to the observer only. For `Sdp::parse` the observer ignores
+            // it, and with the parsers inlined here the compiler keeps the checks and leaves
+            // out building the value.
+            match letter {
+                b'a' => {
+                    let attribute = Attribute::parse_inline(value)
+                        .map_err(|kind| SdpError::at(kind, number))?;
                     attributes_len += 1;
                     if attributes_len > ATTRIBUTES_MAX {
                         return Err(SdpError::at(SdpErrorKind::TooManyAttributes, number));
                     }
+                    observer.attribute(number, &attribute);
                 }
-                Line::Media(_) => {
+                b'm' => {
+                    let media = parse_media(value).map_err(|kind| SdpError::at(kind, number))?;
                     if sdp.sections_len == MEDIA_SECTIONS_MAX {
                         return Err(SdpError::at(SdpErrorKind::TooManyMediaSections, number));
                     }
@@ -1249,8 +1365,24 @@ impl<'a> Sdp<'a> {
                     };
                     sdp.sections_len += 1;
                     in_media = true;
+                    observer.media(number, &media);
                 }
-                _ => {}
+                // The other letters `rank` lets through, checked as `Line::parse` checks them.
+                _ => {
+                    let checked = match letter {
+                        b'v' if value == "0" => Ok(()),
+                        b'v' => Err(SdpErrorKind::Version),
+                        b'o' => parse_origin(value).map(drop),
+                        b'c' => parse_connection(value).map(drop),
+                        b'b' => parse_bandwidth(value).map(drop),
+                        b't' => parse_timing(value).map(drop),
+                        // `s i u e p r z k` hold free text.
+                        _ => Ok(()),
+                    };
+                    checked.map_err(|kind| SdpError::at(kind, number))?;
+                    // The accessors read this line with `Line::parse`; it must agree.
+                    debug_assert!(Line::parse(letter, value).is_ok());
+                }
             }
         }
 
@@ -1262,12 +1394,24 @@ impl<'a> Sdp<'a> {
             check_required(current_rank, 20, 0).map_err(|error| SdpError::whole(error.kind()))?;
         }
         sdp.lines_len = last_number;
+        // `verbatim_end` is at most the text's length, which fits a `u32`.
+        let last_byte = verbatim_end
+            .checked_sub(1)
+            .map(|index| text.as_bytes()[index]);
+        verbatim &= last_byte == Some(*line_ending.as_bytes().last().unwrap_or(&b'\n'));
+        sdp.verbatim_len = verbatim.then_some(verbatim_end as u32);
         Ok(sdp)
     }
 
     /// The text this description was parsed from.
     pub fn text(&self) -> &'a str {
         self.text
+    }
+
+    /// The length of the text up to the end of its last line, if every line ends in
+    /// [`line_ending`](Self::line_ending): the bytes `write_to` copies as they are.
+    pub(crate) fn verbatim_len(&self) -> Option<usize> {
+        self.verbatim_len.map(|len| len as usize)
     }
 
     /// The line ending of the first line, which the builder reuses.
@@ -1361,6 +1505,21 @@ impl<'a> Sdp<'a> {
         self.media().find(|section| section.mid() == Some(mid))
     }
 }
+
+/// Sees the lines [`Sdp::parse_observed`] accepts, in order. Both methods default to doing
+/// nothing, which is what [`Sdp::parse`] uses: the calls and the typed values they would get
+/// are then compiled out.
+pub(crate) trait ParseObserver<'a> {
+    /// An `m=` line, with its 1-based line number; the attributes that follow belong to it.
+    #[inline]
+    fn media(&mut self, _number: u32, _media: &MediaLine<'a>) {}
+
+    /// An `a=` line, with its 1-based line number.
+    #[inline]
+    fn attribute(&mut self, _number: u32, _attribute: &Attribute<'a>) {}
+}
+
+impl ParseObserver<'_> for () {}
 
 /// Checks that `o=`, `s=` and `t=` came before a line of rank `rank`.
 fn check_required(current: Option<u8>, rank: u8, number: u32) -> Result<(), SdpError> {
@@ -1541,12 +1700,23 @@ impl<'a> Iterator for Attributes<'a> {
 }
 
 /// `token-char` of RFC 8866 §9: printable ASCII except space and `"(),/:;<=>?@[\]{}`.
-const TOKEN_CHARS: [bool; 256] = {
+pub(crate) const TOKEN_CHARS: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
     while byte < 256 {
         table[byte] = matches!(byte, 0x21 | 0x23..=0x27 | 0x2A..=0x2B | 0x2D..=0x2E | 0x30..=0x39
             | 0x41..=0x5A | 0x5E..=0x7E);
+        byte += 1;
+    }
+    table
+};
+
+/// ASCII hex digits, either case.
+const HEX_DIGITS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (byte as u8).is_ascii_hexdigit();
         byte += 1;
     }
     table
@@ -1591,28 +1761,30 @@ fn is_number_list(text: &str) -> bool {
 
 /// Finds the first LF, CR or NUL, eight bytes at a time: lines are long enough that a byte
 /// loop was a fifth of the parse time.
+///
+/// One test per word flags every byte below 0x0E, which covers the three line-break bytes
+/// and a few rarer controls (such as TAB); a flagged word is then looked at byte by byte.
+#[inline(always)]
 fn find_line_break(bytes: &[u8]) -> Option<usize> {
-    const LOW_BITS: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
-    const LF: u64 = u64::from_le_bytes([b'\n'; 8]);
-    const CR: u64 = u64::from_le_bytes([b'\r'; 8]);
-    // Flags zero bytes. The classic test may also flag bytes above the first zero, never below
-    // it, so the lowest flag of any of the three tests is exact.
-    let zero_bytes = |word: u64| word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS;
+    const BELOW: u64 = u64::from_le_bytes([0x0E; 8]);
+    let is_break = |byte: &u8| matches!(byte, b'\n' | b'\r' | 0);
     let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
         let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
-        let found = zero_bytes(word ^ LF) | zero_bytes(word ^ CR) | zero_bytes(word);
-        if found != 0 {
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        // The lowest flag is exact; flags above it may be false, so the word is re-read.
+        if word.wrapping_sub(BELOW) & !word & HIGH_BITS != 0 {
+            if let Some(index) = chunk.iter().position(is_break) {
+                return Some(offset + index);
+            }
         }
         offset += 8;
     }
     chunks
         .remainder()
         .iter()
-        .position(|&byte| matches!(byte, b'\n' | b'\r' | 0))
+        .position(is_break)
         .map(|index| offset + index)
 }
 
@@ -1658,9 +1830,26 @@ impl<'a> Scanner<'a> {
         (self.position > start).then(|| &self.text[start..self.position])
     }
 
-    /// Takes a decimal number of up to 20 digits.
+    /// Takes a decimal number of up to 20 digits that fits a `u64`. The digits are taken
+    /// and added up in one pass; on `None` the caller fails the whole value.
     fn number(&mut self) -> Option<u64> {
-        self.digits().and_then(parse_u64)
+        let bytes = self.text.as_bytes();
+        let start = self.position;
+        let mut value: u64 = 0;
+        while let Some(&byte) = bytes.get(self.position) {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            // Up to 19 digits cannot overflow; longer numbers are read again with checks.
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+            self.position += 1;
+        }
+        match self.position - start {
+            0 => None,
+            1..=19 => Some(value),
+            _ => parse_u64(&self.text[start..self.position]),
+        }
     }
 
     /// Takes a non-empty token that ends at `end` or at the end of the text; any other

@@ -777,6 +777,49 @@ fn validation_checks_setup_for_the_kind() {
     validate(&passive, SdpKind::Answer, &SdpLimits::default()).unwrap();
 }
 
+/// `validate` gathers the media-level facts while it parses; it must give the same result as
+/// parsing first and running `validate_parsed` after, error for error. (Texts under the
+/// default limits only, which the two-pass form does not check.)
+fn validate_matches_two_passes(text: &str) {
+    let limits = SdpLimits::default();
+    assert!(text.len() <= limits.bytes_max);
+    for kind in [SdpKind::Offer, SdpKind::Answer] {
+        let two_passes = Sdp::parse(text).and_then(|sdp| {
+            assert!(sdp.lines_len() <= limits.lines_max);
+            validate_parsed(&sdp, kind)
+        });
+        assert_eq!(
+            validate(text, kind, &limits),
+            two_passes,
+            "{kind:?}: {text:?}"
+        );
+    }
+}
+
+#[test]
+fn validate_in_one_pass_matches_two_passes() {
+    for (_, text, _) in CORPUS {
+        validate_matches_two_passes(text);
+        validate_matches_two_passes(&text.replace("\r\n", "\n"));
+    }
+    // Each error `validate` finds after parsing, at media and at session level.
+    let offer = corpus("chromium-dc-offer");
+    let answer = corpus("chromium-dc-answer");
+    let av = corpus("chromium-av-offer");
+    for text in [
+        edit(offer, "a=ice-pwd", None),
+        edit(offer, "a=fingerprint", None),
+        edit(offer, "a=group:BUNDLE", Some("a=group:BUNDLE 0 7")),
+        edit(answer, "a=setup", Some("a=setup:holdconn")),
+        edit(av, "a=ice-pwd", Some("a=x-pwd")),
+        edit(av, "a=group:BUNDLE", Some("a=group:LS 0 1")),
+        edit(offer, "a=extmap-allow-mixed", Some("a=setup:holdconn")),
+        offer.to_string(),
+    ] {
+        validate_matches_two_passes(&text);
+    }
+}
+
 #[test]
 fn parse_candidate_reads_corpus_candidate_lines() {
     for (name, text, _) in CORPUS {
@@ -905,7 +948,7 @@ mod properties {
             prop_assert_eq!(&written, &text);
             let again = Sdp::parse(&written).unwrap();
             prop_assert_eq!(lines_of(&again), lines_of(&sdp));
-            let _ = validate(&text, SdpKind::Offer, &SdpLimits::default());
+            validate_matches_two_passes(&text);
         }
 
         #[test]
@@ -948,7 +991,7 @@ mod properties {
 
     /// Parses, walks every accessor, writes and re-parses; anything accepted must round-trip.
     fn exercise(text: &str) {
-        let _ = validate(text, SdpKind::Answer, &SdpLimits::default());
+        validate_matches_two_passes(text);
         let Ok(sdp) = Sdp::parse(text) else {
             return;
         };
