@@ -269,12 +269,7 @@ fn resume_while_the_old_socket_is_open_closes_it_with_4001() {
     let addr = server.addr;
 
     runtime().block_on(async {
-        // The old connection is raw so its close code can be read. Known issue: with
-        // io_uring and STUN on, a raw connection made within milliseconds of start-up in
-        // this test is sometimes reset (ECONNRESET seen by the server; about 1 run in 3,
-        // not seen with epoll or with STUN off); the pause keeps this test about resume
-        // until that start-up race is found.
-        std::thread::sleep(Duration::from_millis(200));
+        // The old connection is raw so its close code can be read.
         let mut old = raw_upgrade(addr, "/v1/signal");
         let mut hdr = [0u8; 4];
         std::io::Read::read_exact(&mut old, &mut hdr[..2]).unwrap();

@@ -153,6 +153,9 @@ pub fn read_head(s: &mut TcpStream) -> String {
     while !head.ends_with(b"\r\n\r\n") {
         match s.read(&mut b) {
             Ok(1) => head.push(b[0]),
+            // A blocking read with a timeout is not restarted after a signal; io_uring's
+            // task work on this thread (the driver probe ran here) can deliver one.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             _ => break,
         }
     }
@@ -207,6 +210,7 @@ pub fn read_close_code(s: &mut TcpStream) -> Option<u16> {
             buf.drain(..hl + len);
         }
         match s.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
