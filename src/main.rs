@@ -131,37 +131,43 @@ fn main() -> ExitCode {
             log_format,
         } => {
             init_logs(&log_format);
-            let mut cfg = match load(config.as_ref()) {
+            // The effective config: file (or embedded), environment, then the flags. A
+            // reload (SIGHUP) builds it again the same way.
+            let effective = move || -> Result<Config, String> {
+                let mut cfg = load(config.as_ref())?;
+                if let Some(l) = listen {
+                    cfg.server.listen = l;
+                }
+                if let Some(s) = shards {
+                    cfg.server.shards = s;
+                }
+                if let Some(d) = driver {
+                    cfg.server.driver = d;
+                }
+                cfg.server.echo_endpoint |= echo_endpoint;
+                if let Some(a) = admin_listen {
+                    cfg.admin.listen = a;
+                    cfg.admin.enabled = true;
+                }
+                if let Some(a) = stun_listen {
+                    cfg.stun.listen = a;
+                    cfg.stun.enabled = true;
+                }
+                Ok(cfg)
+            };
+            let cfg = match effective() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
-            if let Some(l) = listen {
-                cfg.server.listen = l;
-            }
-            if let Some(s) = shards {
-                cfg.server.shards = s;
-            }
-            if let Some(d) = driver {
-                cfg.server.driver = d;
-            }
-            cfg.server.echo_endpoint |= echo_endpoint;
-            if let Some(a) = admin_listen {
-                cfg.admin.listen = a;
-                cfg.admin.enabled = true;
-            }
-            if let Some(a) = stun_listen {
-                cfg.stun.listen = a;
-                cfg.stun.enabled = true;
-            }
-            serve(&cfg)
+            serve(&cfg, Box::new(effective))
         }
     }
 }
 
-fn serve(cfg: &Config) -> ExitCode {
+fn serve(cfg: &Config, effective: Box<dyn Fn() -> Result<Config, String> + Send>) -> ExitCode {
     // Handlers go in before the listeners open, so a stop that arrives as soon as the
     // service is reachable still drains instead of killing the process.
     let mut signals = match signal_hook::iterator::Signals::new([
@@ -186,13 +192,27 @@ fn serve(cfg: &Config) -> ExitCode {
     tracing::info!(addr = %running.local_addr, driver = running.driver.as_str(), version = env!("CARGO_PKG_VERSION"), "switchboard started");
     let shared = running.shared.clone();
     let tls = running.tls.clone();
+    let running_cfg = cfg.clone();
     let handle = signals.handle();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
                 if sig == signal_hook::consts::SIGHUP {
-                    // Reload the certificate and key; sessions keep their connections.
+                    // Reload the limits, then the certificate and key; sessions keep their
+                    // connections. A config that does not load changes nothing.
+                    match effective() {
+                        Ok(new_cfg) => {
+                            let restart = server::reload_limits(&shared, &running_cfg, &new_cfg);
+                            tracing::info!("configuration reloaded");
+                            if !restart.is_empty() {
+                                tracing::warn!(settings = ?restart, "these settings changed but take effect only after a restart");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
+                        }
+                    }
                     match tls.as_ref().map(|t| t.reload()) {
                         Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
                         Some(Err(e)) => {

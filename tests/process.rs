@@ -142,3 +142,109 @@ fn sigterm_drains_connected_clients() {
         assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
     }
 }
+
+/// Reads server frames until a text frame; returns its JSON.
+fn next_text(s: &mut std::net::TcpStream) -> serde_json::Value {
+    use std::io::Read;
+    loop {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).unwrap();
+        let len = match h[1] & 0x7F {
+            126 => {
+                let mut e = [0u8; 2];
+                s.read_exact(&mut e).unwrap();
+                usize::from(u16::from_be_bytes(e))
+            }
+            n => usize::from(n),
+        };
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).unwrap();
+        if h[0] & 0x0F == 0x1 {
+            return serde_json::from_slice(&body).unwrap();
+        }
+    }
+}
+
+#[test]
+fn sighup_reloads_limits_without_dropping_sessions() {
+    let dir = std::env::temp_dir().join(format!("sb-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("switchboard.toml");
+    let base = switchboard::server::config::DEFAULT_TOML
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace("listen = \"127.0.0.1:3478\"", "listen = \"127.0.0.1:0\"")
+        .replace("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"");
+    std::fs::write(
+        &file,
+        base.replace("rooms_per_session_max = 8", "rooms_per_session_max = 1"),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.args(["serve", "--log-format", "json", "--config"])
+        .arg(&file);
+    let (mut child, addr, _lines, rx) = start(cmd);
+    let mut s = common::raw_upgrade(addr, "/v1/signal");
+    assert_eq!(next_text(&mut s)["type"], "welcome");
+    s.write_all(&common::client_frame(
+        0x81,
+        br#"{"type":"join","room":"a"}"#,
+    ))
+    .unwrap();
+    assert_eq!(next_text(&mut s)["type"], "joined");
+    s.write_all(&common::client_frame(
+        0x81,
+        br#"{"type":"join","room":"b"}"#,
+    ))
+    .unwrap();
+    assert_eq!(next_text(&mut s)["code"], "too-many-rooms");
+    // Raise the limit, change a setting that needs a restart too, and send SIGHUP.
+    std::fs::write(
+        &file,
+        base.replace("rooms_per_session_max = 8", "rooms_per_session_max = 3")
+            .replace("rate_per_second = 50", "rate_per_second = 60"),
+    )
+    .unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("configuration reloaded"))
+    {
+        seen.push(
+            rx.recv_timeout(Duration::from_secs(5))
+                .expect("a reload log line"),
+        );
+    }
+    // The session that was open keeps going, under the new limit.
+    let mut joined = false;
+    for _ in 0..50 {
+        s.write_all(&common::client_frame(
+            0x81,
+            br#"{"type":"join","room":"b"}"#,
+        ))
+        .unwrap();
+        let v = next_text(&mut s);
+        if v["type"] == "joined" {
+            joined = true;
+            break;
+        }
+        assert_eq!(v["code"], "too-many-rooms");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(joined, "the new limit never applied");
+    let warned: Vec<String> =
+        std::iter::from_fn(|| rx.recv_timeout(Duration::from_millis(500)).ok()).collect();
+    assert!(
+        seen.iter()
+            .chain(warned.iter())
+            .any(|l| l.contains("only after a restart") && l.contains("[stun]")),
+        "{seen:?} {warned:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

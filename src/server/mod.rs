@@ -206,6 +206,8 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         stats: stats.clone(),
         driver,
         driver_reason: why,
+        reload: std::sync::Mutex::new(None),
+        reload_generation: std::sync::atomic::AtomicU64::new(0),
     });
     let mut secret = [0u8; 32];
     sys::random_bytes(&mut secret)?;
@@ -256,22 +258,7 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
             node: cfg.signal.node_id,
             shard: shard as u8,
             shards: shards as u8,
-            limits: signal::Limits {
-                message_bytes_max: cfg.signal.message_bytes_max,
-                sdp_bytes_max: cfg.signal.sdp_bytes_max,
-                room_name_bytes_max: cfg.signal.room_name_bytes_max,
-                meta_bytes_max: cfg.signal.meta_bytes_max,
-                rooms_per_session_max: cfg.signal.rooms_per_session_max,
-                members_per_room_max: cfg.signal.members_per_room_max,
-                sessions_max: cfg.signal.sessions_per_shard_max,
-                validate_sdp: cfg.signal.validate_sdp,
-                sdp_lines_max: cfg.signal.sdp_lines_max,
-                resume_grace_ms: cfg.signal.resume_grace_ms,
-                resume_queue_bytes_max: cfg.signal.resume_queue_bytes_max,
-                messages_per_second: cfg.signal.messages_per_second,
-                message_burst: cfg.signal.message_burst,
-                rate_violations_max: cfg.signal.rate_violations_max,
-            },
+            limits: signal_limits_of(cfg),
             ice_servers_json: ice.clone(),
             turn: (!cfg.turn.secret.is_empty()).then(|| signal::TurnConfig {
                 secret: cfg.turn.secret.as_bytes().to_vec(),
@@ -434,6 +421,65 @@ const STATIC_WITH_DEMO: [shard::StaticFile; 4] = [
         body: include_bytes!("../../client/demo/style.css"),
     },
 ];
+
+/// The router limits the config gives (the part of `[signal]` a reload may change).
+fn signal_limits_of(cfg: &Config) -> signal::Limits {
+    signal::Limits {
+        message_bytes_max: cfg.signal.message_bytes_max,
+        sdp_bytes_max: cfg.signal.sdp_bytes_max,
+        room_name_bytes_max: cfg.signal.room_name_bytes_max,
+        meta_bytes_max: cfg.signal.meta_bytes_max,
+        rooms_per_session_max: cfg.signal.rooms_per_session_max,
+        members_per_room_max: cfg.signal.members_per_room_max,
+        sessions_max: cfg.signal.sessions_per_shard_max,
+        validate_sdp: cfg.signal.validate_sdp,
+        sdp_lines_max: cfg.signal.sdp_lines_max,
+        resume_grace_ms: cfg.signal.resume_grace_ms,
+        resume_queue_bytes_max: cfg.signal.resume_queue_bytes_max,
+        messages_per_second: cfg.signal.messages_per_second,
+        message_burst: cfg.signal.message_burst,
+        rate_violations_max: cfg.signal.rate_violations_max,
+    }
+}
+
+/// Hands new limits from `cfg` to every shard (SIGHUP). Listeners, shards, drivers, STUN,
+/// TLS, auth and admin settings need a restart; the returned list names those that differ
+/// from `running_cfg`, so the caller can say so.
+#[must_use]
+pub fn reload_limits(shared: &Shared, running_cfg: &Config, cfg: &Config) -> Vec<&'static str> {
+    let reload = shard::Reload {
+        limits: signal_limits_of(cfg),
+        settings: settings_of(cfg),
+    };
+    *shared
+        .reload
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(reload));
+    shared
+        .reload_generation
+        .fetch_add(1, std::sync::atomic::Ordering::Release);
+    for w in shared.wakers.iter() {
+        w.wake_now();
+    }
+    let mut needs_restart = Vec::new();
+    let (a, b) = (running_cfg, cfg);
+    if a.server.listen != b.server.listen || a.server.shards != b.server.shards {
+        needs_restart.push("server.listen/shards");
+    }
+    if a.server.driver != b.server.driver {
+        needs_restart.push("server.driver");
+    }
+    if a.stun != b.stun {
+        needs_restart.push("[stun]");
+    }
+    if a.auth != b.auth || a.turn != b.turn || a.tls != b.tls {
+        needs_restart.push("[auth]/[turn]/[tls] (certificates do reload)");
+    }
+    if a.admin != b.admin {
+        needs_restart.push("[admin]");
+    }
+    needs_restart
+}
 
 fn settings_of(cfg: &Config) -> Settings {
     Settings {

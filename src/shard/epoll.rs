@@ -84,6 +84,7 @@ pub fn run(
                 return Ok(());
             }
         }
+        core.check_reload(shared);
         let next = core.expire(now_ms);
         close_pending(core, &poll, &mut closing);
         let timeout_ms = if core.has_pending_work() {

@@ -180,6 +180,19 @@ pub struct Shared {
     pub driver: DriverKind,
     /// Why epoll runs when it does (`None` with io_uring).
     pub driver_reason: Option<String>,
+    /// New limits published by a configuration reload (SIGHUP).
+    pub reload: std::sync::Mutex<Option<Arc<Reload>>>,
+    /// Bumped with every reload; shards compare it once per loop turn.
+    pub reload_generation: AtomicU64,
+}
+
+/// Limits a configuration reload may change while sessions continue.
+#[derive(Debug, Clone)]
+pub struct Reload {
+    /// The router's limits.
+    pub limits: signal::Limits,
+    /// The shard settings; only the limits and timeouts among them are applied.
+    pub settings: Settings,
 }
 
 impl Shared {
@@ -327,6 +340,8 @@ pub struct Core {
     tls_cache: Option<(u64, Arc<rustls::ServerConfig>)>,
     /// The time of the current loop turn.
     now_ms: u64,
+    /// The last configuration reload applied.
+    reload_seen: u64,
 }
 
 impl std::fmt::Debug for Core {
@@ -371,7 +386,39 @@ impl Core {
             tls_plain: Vec::new(),
             tls_cache: None,
             now_ms: 0,
+            reload_seen: 0,
         }
+    }
+
+    /// Applies a configuration reload if one was published since the last turn: one atomic
+    /// load per turn, the lock only when something changed.
+    pub(crate) fn check_reload(&mut self, shared: &Shared) {
+        let g = shared.reload_generation.load(Ordering::Acquire);
+        if g == self.reload_seen {
+            return;
+        }
+        self.reload_seen = g;
+        let reload = shared
+            .reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(r) = reload else {
+            return;
+        };
+        self.router.set_limits(r.limits.clone());
+        let n = &r.settings;
+        let s = &mut self.settings;
+        s.http = n.http;
+        s.ws_signal = n.ws_signal;
+        s.ws_echo = n.ws_echo;
+        s.handshake_timeout_ms = n.handshake_timeout_ms;
+        s.close_timeout_ms = n.close_timeout_ms;
+        s.outbound_queue_bytes_max = n.outbound_queue_bytes_max;
+        s.connections_max = n.connections_max;
+        s.heartbeat_ms = n.heartbeat_ms;
+        s.idle_timeout_ms = n.idle_timeout_ms;
+        tracing::info!(shard = self.shard, "limits reloaded");
     }
 
     /// Moves connections the router closed (a resume elsewhere took their session over, or

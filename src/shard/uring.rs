@@ -375,6 +375,7 @@ impl Driver {
                     return Ok(());
                 }
             }
+            core.check_reload(shared);
             let next = core.expire(now_ms);
             self.close_pending(core, &mut closing);
             let timeout_ms = if core.has_pending_work() {

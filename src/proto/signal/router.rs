@@ -585,6 +585,16 @@ impl Router {
         }
     }
 
+    /// Replaces the limits (configuration reload). Existing sessions and rooms stay; the
+    /// new limits apply to what happens next.
+    pub fn set_limits(&mut self, limits: Limits) {
+        assert!(
+            limits.sessions_max <= SLOTS_MAX,
+            "sessions_max exceeds the id's slot field"
+        );
+        self.cfg.limits = limits;
+    }
+
     /// Sessions alive on this shard.
     #[must_use]
     pub fn session_count(&self) -> u32 {
