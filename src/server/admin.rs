@@ -531,6 +531,8 @@ mod tests {
             stats: (0..shards).map(|_| Arc::default()).collect(),
             driver: crate::shard::DriverKind::Epoll,
             driver_reason: None,
+            reload: std::sync::Mutex::new(None),
+            reload_generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
