@@ -167,3 +167,60 @@ fn wss_relays_and_survives_a_certificate_reload() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn stun_over_tls_on_the_stun_tcp_port() {
+    use switchboard::proto::stun::{
+        encode_binding_request, BindingRequest, StunMessage, TransactionId,
+    };
+    let dir = std::env::temp_dir().join(format!("sb-stuntls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = make_cert();
+    std::fs::write(dir.join("cert.pem"), &cert.cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), &cert.key_pem).unwrap();
+    let mut cfg = config(switchboard::server::DriverChoice::Uring, 1);
+    cfg.tls.enabled = true;
+    cfg.tls.cert_path = dir.join("cert.pem").display().to_string();
+    cfg.tls.key_path = dir.join("key.pem").display().to_string();
+    let server = Server::start(&cfg);
+    let stun = server.running.as_ref().unwrap().stun_addr.unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ccfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(ccfg), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let tcp = TcpStream::connect(stun).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = tcp.local_addr().unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let mut req = [0u8; 64];
+    let n = encode_binding_request(
+        &mut req,
+        &BindingRequest {
+            transaction_id: TransactionId([3; 12]),
+            change_request: None,
+            response_port: None,
+            padding_bytes: None,
+            username: None,
+            software: None,
+            integrity_key: None,
+            fingerprint: false,
+        },
+    )
+    .unwrap();
+    s.write_all(&req[..n]).unwrap();
+    s.flush().unwrap();
+    let mut ans = [0u8; 32];
+    s.read_exact(&mut ans).unwrap();
+    let m = StunMessage::parse(&ans).unwrap();
+    assert_eq!(m.transaction_id(), TransactionId([3; 12]));
+    assert_eq!(m.xor_mapped_address(), Some(local));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -564,7 +564,11 @@ impl Core {
             return false;
         };
         if c.tls.is_none() {
-            let fresh = c.phase == Phase::Http && c.inbuf.is_empty() && !c.seen_bytes;
+            // Signaling (wss://) and STUN over TCP (STUN over TLS, RFC 8489 §6.2.3) both
+            // detect TLS on their first byte.
+            let fresh = matches!(c.phase, Phase::Http | Phase::StunTcp { .. })
+                && c.inbuf.is_empty()
+                && !c.seen_bytes;
             c.seen_bytes = true;
             // 0x16 is a TLS handshake record; an HTTP request starts with a method name.
             let Some(state) = self.settings.tls.as_ref() else {
