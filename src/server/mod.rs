@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use socket2::{Domain, Protocol, Socket, Type};
-
 use crate::proto::{http, signal, ws};
 use crate::shard::{self, ring, sys, Core, DriverKind, Settings, ShardStats, Shared};
 pub use config::{Config, ConfigError, DriverChoice};
@@ -71,20 +69,6 @@ impl Running {
     }
 }
 
-/// Binds one `SO_REUSEPORT` listener.
-fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
-}
-
 /// Number of shards the config asks for.
 #[must_use]
 pub fn shard_count(cfg: &Config) -> usize {
@@ -130,11 +114,14 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         (DriverKind::Epoll, None) => tracing::info!(driver = "epoll", shards, "driver selected"),
     }
     // Bind shard 0 first so a configured port 0 resolves to one port all shards share.
-    let first = bind_listener(cfg.server.listen, cfg.server.listen_backlog)?;
+    let first = sys::reuseport_listener(cfg.server.listen, cfg.server.listen_backlog)?;
     let local_addr = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..shards {
-        listeners.push(bind_listener(local_addr, cfg.server.listen_backlog)?);
+        listeners.push(sys::reuseport_listener(
+            local_addr,
+            cfg.server.listen_backlog,
+        )?);
     }
     tracing::info!(addr = %local_addr, "signaling listener bound");
     let stun_settings = stun_settings_of(cfg);
@@ -161,7 +148,7 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
             }
             let tcp = if st.tcp {
                 Some(
-                    shard::stun::bind_tcp(st.listen, cfg.server.listen_backlog).map_err(|e| {
+                    sys::reuseport_listener(st.listen, cfg.server.listen_backlog).map_err(|e| {
                         std::io::Error::new(e.kind(), format!("STUN TCP {}: {e}", st.listen))
                     })?,
                 )
@@ -251,7 +238,6 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         }
         c.ice_servers_json()
     };
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut threads = Vec::new();
     for ((shard, listener), links) in listeners.into_iter().enumerate().zip(links) {
         let router_cfg = signal::Config {
@@ -284,7 +270,7 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
             .name(format!("shard-{shard}"))
             .spawn(move || {
                 if pin {
-                    if let Err(e) = sys::pin_to_cpu(shard % cpus) {
+                    if let Err(e) = sys::pin_to_cpu(shard) {
                         tracing::warn!(shard, error = %e, "could not pin shard thread");
                     }
                 }

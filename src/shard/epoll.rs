@@ -87,15 +87,7 @@ pub fn run(
         core.check_reload(shared);
         let next = core.expire(now_ms);
         close_pending(core, &poll, &mut closing);
-        let timeout_ms = if core.has_pending_work() {
-            0
-        } else {
-            let mut t = next.map_or(1000, |at| at.saturating_sub(now_ms));
-            if stop_deadline_ms.is_some() {
-                t = t.min(50);
-            }
-            t
-        };
+        let timeout_ms = core.wait_ms(next, now_ms, stop_deadline_ms.is_some());
         let block = timeout_ms > 0 && core.links().park();
         let wait = if block {
             Some(Duration::from_millis(timeout_ms))

@@ -251,6 +251,20 @@ pub(crate) struct Out {
     overflow: bool,
 }
 
+/// An [`OutSink`] over the core's send queues, built from disjoint field borrows so the
+/// router and the stats stay usable beside it.
+macro_rules! out_sink {
+    ($core:expr) => {
+        OutSink {
+            outs: &mut $core.outs,
+            dirty: &mut $core.dirty,
+            kicks: &mut $core.kicks,
+            cap: $core.settings.outbound_queue_bytes_max,
+            frames: 0,
+        }
+    };
+}
+
 /// Appends router frames to send queues.
 struct OutSink<'a> {
     outs: &'a mut [Out],
@@ -874,13 +888,7 @@ impl Core {
                 self.settings.ws_echo
             };
             let phase = if is_signal {
-                let mut sink = OutSink {
-                    outs: &mut self.outs,
-                    dirty: &mut self.dirty,
-                    kicks: &mut self.kicks,
-                    cap: self.settings.outbound_queue_bytes_max,
-                    frames: 0,
-                };
+                let mut sink = out_sink!(self);
                 let now_unix_s = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
@@ -987,13 +995,7 @@ impl Core {
         };
         let phase = conn.phase;
         let decoder = conn.decoder.as_mut()?;
-        let mut sink = OutSink {
-            outs: &mut self.outs,
-            dirty: &mut self.dirty,
-            kicks: &mut self.kicks,
-            cap: self.settings.outbound_queue_bytes_max,
-            frames: 0,
-        };
+        let mut sink = out_sink!(self);
         let result = match decoder.decode(data) {
             Ok(Decoded::Incomplete { .. }) => return None,
             Ok(Decoded::Fragment { consumed }) => Ok(consumed),
@@ -1129,13 +1131,7 @@ impl Core {
         };
         if let Phase::Signal(id) = c.phase {
             c.phase = Phase::Echo;
-            let mut sink = OutSink {
-                outs: &mut self.outs,
-                dirty: &mut self.dirty,
-                kicks: &mut self.kicks,
-                cap: self.settings.outbound_queue_bytes_max,
-                frames: 0,
-            };
+            let mut sink = out_sink!(self);
             self.router.detach(id, self.now_ms, &mut sink);
             self.apply_kicks();
         }
@@ -1145,13 +1141,7 @@ impl Core {
     pub(crate) fn drain_rings(&mut self) -> usize {
         let mut n = 0;
         while let Some(batch) = self.links.pop_any(&mut self.ring_cursor) {
-            let mut sink = OutSink {
-                outs: &mut self.outs,
-                dirty: &mut self.dirty,
-                kicks: &mut self.kicks,
-                cap: self.settings.outbound_queue_bytes_max,
-                frames: 0,
-            };
+            let mut sink = out_sink!(self);
             self.router.handle_batch(&batch, self.now_ms, &mut sink);
             self.stats
                 .frames_out
@@ -1261,13 +1251,7 @@ impl Core {
     pub(crate) fn expire(&mut self, now_ms: u64) -> Option<u64> {
         self.now_ms = now_ms;
         if self.router.poll_timeout().is_some_and(|at| at <= now_ms) {
-            let mut sink = OutSink {
-                outs: &mut self.outs,
-                dirty: &mut self.dirty,
-                kicks: &mut self.kicks,
-                cap: self.settings.outbound_queue_bytes_max,
-                frames: 0,
-            };
+            let mut sink = out_sink!(self);
             self.router.handle_timeout(now_ms, &mut sink);
             self.apply_kicks();
         }
@@ -1402,6 +1386,20 @@ impl Core {
         }
         s.heartbeat_ms.store(sys::monotonic_ms(), Ordering::Relaxed);
         s.loop_turns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long the driver may block: not at all with work pending, else until the next
+    /// deadline (at most a second, and 50 ms while draining so the stop is noticed).
+    pub(crate) fn wait_ms(&self, next: Option<u64>, now_ms: u64, draining: bool) -> u64 {
+        if self.has_pending_work() {
+            return 0;
+        }
+        let t = next.map_or(1000, |at| at.saturating_sub(now_ms)).min(1000);
+        if draining {
+            t.min(50)
+        } else {
+            t
+        }
     }
 
     /// Whether the shard has cross-shard work in flight that needs another turn.

@@ -15,9 +15,7 @@
 
 use std::io;
 use std::mem::{size_of, zeroed, MaybeUninit};
-use std::net::{
-    Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, UdpSocket,
-};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -104,6 +102,14 @@ pub struct StunService {
     pub tcp_idle_timeout_ms: u64,
     /// Scratch for one TCP answer.
     pub(crate) tcp_out: [u8; RESPONSE_BYTES_MAX],
+    /// Batch headers, reused so a batch allocates nothing; their pointers are rebuilt for
+    /// every call.
+    addrs: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    out: Vec<(libc::sockaddr_storage, u32, usize, usize)>,
+    tx_iovs: Vec<libc::iovec>,
+    tx_msgs: Vec<libc::mmsghdr>,
 }
 
 impl std::fmt::Debug for StunService {
@@ -144,6 +150,12 @@ impl StunService {
             tx: vec![0u8; batch * RESPONSE_BYTES_MAX],
             tcp_idle_timeout_ms: settings.tcp_idle_timeout_ms,
             tcp_out: [0u8; RESPONSE_BYTES_MAX],
+            addrs: Vec::with_capacity(batch),
+            iovs: Vec::with_capacity(batch),
+            msgs: Vec::with_capacity(batch),
+            out: Vec::with_capacity(batch),
+            tx_iovs: Vec::with_capacity(batch),
+            tx_msgs: Vec::with_capacity(batch),
         }
     }
 
@@ -173,13 +185,13 @@ impl StunService {
         local: SocketAddr,
         now_ms: u64,
     ) -> Option<usize> {
-        if !self.limiter.allow(peer.ip(), now_ms) {
-            self.counters.record_rate_limited();
-            return None;
-        }
         let r = self
             .responder
             .respond(request, peer, local, &mut self.tcp_out);
+        if matches!(r, Response::Send(_)) && !self.limiter.allow(peer.ip(), now_ms) {
+            self.counters.record_rate_limited();
+            return None;
+        }
         self.counters.record(&r);
         match r {
             Response::Send(reply) => Some(reply.len),
@@ -217,11 +229,14 @@ impl StunService {
         let fd = self.sockets[i].0.as_raw_fd();
         let local = self.sockets[i].1;
         let batch = self.batch_max;
+        let StunService {
+            addrs, iovs, msgs, ..
+        } = self;
+        addrs.clear();
+        iovs.clear();
+        msgs.clear();
         // SAFETY: zeroed sockaddr_storage / iovec / mmsghdr are valid "empty" values.
-        let mut addrs: Vec<libc::sockaddr_storage> =
-            (0..batch).map(|_| unsafe { zeroed() }).collect();
-        let mut iovs: Vec<libc::iovec> = Vec::with_capacity(batch);
-        let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(batch);
+        addrs.extend((0..batch).map(|_| unsafe { zeroed::<libc::sockaddr_storage>() }));
         for k in 0..batch {
             iovs.push(libc::iovec {
                 iov_base: self.rx[k * DATAGRAM_BYTES_MAX..].as_mut_ptr().cast(),
@@ -258,17 +273,14 @@ impl StunService {
         }
         let n = n as usize;
         // Answers leaving from this socket: (destination, tx slot, length).
-        let mut out: Vec<(libc::sockaddr_storage, u32, usize, usize)> = Vec::with_capacity(n);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
         for k in 0..n {
-            let len = msgs[k].msg_len as usize;
-            let truncated = msgs[k].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            let Some(src) = sockaddr_to_std(&addrs[k]) else {
+            let len = self.msgs[k].msg_len as usize;
+            let truncated = self.msgs[k].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            let Some(src) = sockaddr_to_std(&self.addrs[k]) else {
                 continue;
             };
-            if !self.limiter.allow(src.ip(), now_ms) {
-                self.counters.record_rate_limited();
-                continue;
-            }
             let request = if truncated {
                 // A datagram longer than any request we answer: let the responder drop it.
                 &self.rx[k * DATAGRAM_BYTES_MAX..k * DATAGRAM_BYTES_MAX + 1]
@@ -277,6 +289,11 @@ impl StunService {
             };
             let slot = &mut self.tx[k * RESPONSE_BYTES_MAX..(k + 1) * RESPONSE_BYTES_MAX];
             let r = self.responder.respond(request, src, local, slot);
+            // The limit applies to answers: what is not answered anyway costs no token.
+            if matches!(r, Response::Send(_)) && !self.limiter.allow(src.ip(), now_ms) {
+                self.counters.record_rate_limited();
+                continue;
+            }
             self.counters.record(&r);
             if let Response::Send(reply) = r {
                 if reply.source == local {
@@ -293,18 +310,23 @@ impl StunService {
         if !out.is_empty() {
             self.send_batch(fd, &mut out);
         }
+        self.out = out;
         Ok(n == batch)
     }
 
     fn send_batch(&mut self, fd: RawFd, out: &mut [(libc::sockaddr_storage, u32, usize, usize)]) {
-        let mut iovs: Vec<libc::iovec> = out
-            .iter()
-            .map(|&(_, _, k, len)| libc::iovec {
-                iov_base: self.tx[k * RESPONSE_BYTES_MAX..].as_mut_ptr().cast(),
-                iov_len: len,
-            })
-            .collect();
-        let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(out.len());
+        let StunService {
+            tx_iovs: iovs,
+            tx_msgs: msgs,
+            tx,
+            ..
+        } = self;
+        iovs.clear();
+        msgs.clear();
+        iovs.extend(out.iter().map(|&(_, _, k, len)| libc::iovec {
+            iov_base: tx[k * RESPONSE_BYTES_MAX..].as_mut_ptr().cast(),
+            iov_len: len,
+        }));
         for (j, (ss, sl, _, _)) in out.iter_mut().enumerate() {
             // SAFETY: a zeroed mmsghdr is a valid empty header.
             let mut h: libc::mmsghdr = unsafe { zeroed() };
@@ -387,21 +409,4 @@ fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, u32) {
     };
     // SAFETY: zero-initialised, then the fields of the family were written.
     (unsafe { ss.assume_init() }, len as u32)
-}
-
-/// Binds the STUN-over-TCP listener (`SO_REUSEPORT`).
-///
-/// # Errors
-/// The socket could not be created or bound.
-pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
 }

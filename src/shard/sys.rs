@@ -67,6 +67,13 @@ impl AsRawFd for EventFd {
 /// # Errors
 /// The `sched_setaffinity(2)` error.
 pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    let allowed = allowed_cpus()?;
+    if allowed.is_empty() {
+        return Err(io::Error::other("no CPU in this thread's affinity mask"));
+    }
+    // Pin within the mask the process was started with (taskset, cgroups, systemd's
+    // CPUAffinity=), never outside it: shard N takes the N-th allowed CPU.
+    let cpu = allowed[cpu % allowed.len()];
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: CPU_SET writes inside `set`, bounds are checked by the macro's implementation
@@ -78,6 +85,26 @@ pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The CPUs this thread may run on.
+///
+/// # Errors
+/// The `sched_getaffinity(2)` error.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: passes a pointer to a live cpu_set_t of the size given.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: CPU_ISSET reads inside `set`; every index is below CPU_SETSIZE.
+    Ok((0..max)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
 }
 
 /// Fills `buf` from the kernel's CSPRNG.
@@ -147,4 +174,29 @@ pub fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
+}
+
+/// Binds a listening TCP socket that joins the `SO_REUSEPORT` group of its address: one
+/// per shard, so the kernel spreads connections across shards.
+///
+/// # Errors
+/// The socket could not be created or bound.
+pub fn reuseport_listener(
+    addr: std::net::SocketAddr,
+    backlog: i32,
+) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
