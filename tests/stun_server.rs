@@ -35,12 +35,15 @@ fn request(tid: u8, fingerprint: bool) -> Vec<u8> {
 fn ask(sock: &UdpSocket, server: SocketAddr, req: &[u8]) -> Option<Vec<u8>> {
     sock.send_to(req, server).unwrap();
     let mut buf = [0u8; 1500];
-    match sock.recv_from(&mut buf) {
-        Ok((n, from)) => {
-            assert_eq!(from, server, "the answer comes from the address asked");
-            Some(buf[..n].to_vec())
+    loop {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                assert_eq!(from, server, "the answer comes from the address asked");
+                return Some(buf[..n].to_vec());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
         }
-        Err(_) => None,
     }
 }
 

@@ -63,6 +63,18 @@ fn unpack(user_data: u64) -> (ConnToken, u32, u64) {
 /// # Errors
 /// Why not, as a sentence for the log, with the likely cause.
 pub fn probe(entries: u32) -> Result<(), String> {
+    // The probe runs on a thread of its own: tearing a ring down leaves io_uring task work
+    // on the creating thread, which interrupts that thread's next blocking call with EINTR
+    // (seen as failed socket reads in the caller of `server::start`).
+    std::thread::Builder::new()
+        .name("uring-probe".into())
+        .spawn(move || probe_here(entries))
+        .map_err(|e| format!("cannot start the io_uring probe thread: {e}"))?
+        .join()
+        .unwrap_or_else(|_| Err("the io_uring probe panicked".into()))
+}
+
+fn probe_here(entries: u32) -> Result<(), String> {
     let ring = IoUring::new(entries.min(64)).map_err(|e| {
         let hint = match e.raw_os_error() {
             Some(libc::EPERM) => "blocked by seccomp or kernel.io_uring_disabled",
