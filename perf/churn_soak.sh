@@ -51,15 +51,24 @@ round() {
 # Sessions outlive their sockets by the resume grace (15 s by default): memory is read once
 # those have ended.
 settle() { sleep 17; }
-log "server $pid on $addr; warm-up round"
-round
+# Warm-up: 45 s of the same churn. Sessions of a round stay (detached) for the resume grace
+# while the next rounds run, so the session tables reach their steady-state size only after
+# about one grace period of churn; memory is compared from there on, after the same settle.
+log "server $pid on $addr; warm-up rounds"
+warm_end=$(( $(date +%s) + 45 ))
+while (( $(date +%s) < warm_end )); do
+  round
+done
 settle
 rss_start="$(rss)"
 start="$(date +%s)"
 rounds=0
+series=""
 while (( $(date +%s) - start < soak )); do
   round
   rounds=$((rounds + 1))
+  # RSS right after each round (sessions still in their grace period), to see a plateau.
+  series="$series $(rss)"
 done
 settle
 rss_end="$(rss)"
@@ -71,9 +80,11 @@ verdict="$(awk -v d="$delta_pct" 'BEGIN { print (d <= 5 ? "within 5 %" : "OVER 5
   echo
   echo "\`SOAK_SECONDS=$soak CONNECTIONS=$conns SHARDS=$shards DRIVER=$driver perf/churn_soak.sh\`"
   echo
-  echo "| rounds | sessions opened and closed | RSS after warm-up KiB | RSS at end KiB | change |"
+  echo "| rounds | sessions opened and closed | RSS after 45 s warm-up and settle KiB | RSS at end, after settle KiB | change |"
   echo "|---|---|---|---|---|"
   echo "| $rounds | $((rounds * conns)) | $rss_start | $rss_end | $delta_pct % ($verdict) |"
+  echo
+  echo "RSS (KiB) right after each round: $series"
   echo
   echo "Each round: $conns clients join rooms of 4, broadcast at 2000 msgs/s for 3 s, then"
   echo "disconnect (their sessions end; resume grace applies per the default config)."

@@ -1237,9 +1237,9 @@ impl Core {
         let out = &mut self.outs[token as usize];
         out.buf.clear();
         out.cipher_len = 0;
-        if out.buf.capacity() > 64 * 1024 {
-            out.buf = Vec::new();
-        }
+        // A freed slot keeps no send buffer: slots outlive their connections, and buffers
+        // kept in idle slots would add up to the peak of every slot ever used.
+        out.buf = Vec::new();
         out.queued = false;
         out.overflow = false;
         self.free.push(token);
