@@ -529,6 +529,8 @@ pub struct Router {
     to_end: Vec<SessionId>,
     /// The time the current call was made with.
     now_ms: u64,
+    /// Scratch for the member list of a broadcast.
+    fanout: Vec<SessionId>,
 }
 
 impl std::fmt::Debug for Router {
@@ -582,6 +584,7 @@ impl Router {
             deadlines: std::collections::BinaryHeap::new(),
             to_end: Vec::new(),
             now_ms: 0,
+            fanout: Vec::new(),
         }
     }
 
@@ -1633,18 +1636,17 @@ impl Router {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
-        // The member list is copied so that delivery may touch `self` freely; rooms are
-        // bounded by members_per_room_max.
-        let members: Vec<SessionId> = r
-            .members
-            .iter()
-            .map(|m| m.id)
-            .filter(|m| *m != from)
-            .collect();
-        for m in members {
+        // The member list is copied so that delivery may touch `self` freely; the copy goes
+        // into a buffer the router keeps, so a broadcast allocates nothing once it has grown
+        // to the largest room (bounded by members_per_room_max).
+        let mut members = std::mem::take(&mut self.fanout);
+        members.clear();
+        members.extend(r.members.iter().map(|m| m.id).filter(|m| *m != from));
+        for &m in &members {
             self.counters.relayed += 1;
             self.deliver(m, parts, Bounce::Nobody, sink);
         }
+        self.fanout = members;
     }
 
     /// Delivers a frame to a session on this shard or batches it for its shard.
