@@ -24,8 +24,8 @@
 //!    have all completed.
 //!
 //! Lifetimes the kernel relies on, and how they are kept:
-//! - The provided buffers and the buffer ring live in [`BufRing`]; `run` drops the ring (which
-//!   cancels and waits for every operation) before the `BufRing`.
+//! - The provided buffers and the buffer ring live in [`BufRing`], which is never freed: it
+//!   lives until the process exits (`run` leaks it after closing the ring).
 //! - A send's bytes live in the connection's `inflight` vector, which is neither touched nor
 //!   moved until the send's completion arrives; `Conn`s live in a vector that grows but never
 //!   shrinks, and growing it moves the `Conn` structs, not the heap buffers they own.
@@ -75,7 +75,6 @@ fn unpack(user_data: u64) -> (usize, u64) {
 struct BufRing {
     /// The ring of buffer descriptors, in its own page-aligned anonymous mapping.
     ring: *mut types::BufRingEntry,
-    ring_bytes: usize,
     /// The buffers themselves.
     memory: Box<[u8]>,
     /// Our producer index; the kernel sees it once [`BufRing::publish`] stores it.
@@ -103,14 +102,12 @@ impl BufRing {
         }
         let mut bufs = BufRing {
             ring: ring.cast(),
-            ring_bytes,
             memory: vec![0u8; usize::from(RECEIVE_BUFFERS) * RECEIVE_BUFFER_BYTES]
                 .into_boxed_slice(),
             tail: 0,
         };
         // SAFETY: the ring is page-aligned (a fresh mapping), zeroed, RECEIVE_BUFFERS entries
-        // long, and stays mapped until `BufRing` drops, which `run` does only after the
-        // `IoUring` that uses it is gone.
+        // long, and stays mapped until the process exits (it is never unmapped).
         unsafe {
             uring.submitter().register_buf_ring_with_flags(
                 bufs.ring as u64,
@@ -157,13 +154,6 @@ impl BufRing {
     fn bytes(&self, bid: u16, len: usize) -> &[u8] {
         let start = usize::from(bid) * RECEIVE_BUFFER_BYTES;
         &self.memory[start..start + len.min(RECEIVE_BUFFER_BYTES)]
-    }
-}
-
-impl Drop for BufRing {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, of that size; the ring that read it is gone.
-        unsafe { libc::munmap(self.ring.cast(), self.ring_bytes) };
     }
 }
 
@@ -242,19 +232,16 @@ pub fn run(listener: TcpListener, signal_fd: RawFd) -> io::Result<()> {
         stop: false,
     };
     let result = server.serve();
-    // Dropping the ring cancels every operation and waits for them, so the buffers, the
-    // in-flight send vectors and the sockets may go after it, in that order.
+    // The process exits right after this. Closing the ring starts the cancellation of its
+    // operations, which the kernel finishes in the background, so the provided buffers and
+    // the send vectors are leaked rather than freed: no memory the kernel may still touch
+    // is handed out again. The exit closes the sockets.
     let Server {
         ring, bufs, conns, ..
     } = server;
     drop(ring);
-    drop(bufs);
-    for (fd, conn) in conns.iter().enumerate() {
-        if conn.open {
-            // SAFETY: an accepted descriptor this server owns; the ring that used it is gone.
-            unsafe { libc::close(fd as RawFd) };
-        }
-    }
+    std::mem::forget(bufs);
+    std::mem::forget(conns);
     drop(listener);
     result
 }
