@@ -44,7 +44,8 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use crate::ws::{self, Upgrade};
 
 /// Submission queue entries: one turn queues at most a send and a receive per connection,
-/// and a full queue is submitted early (see [`Server::push`]), so this bounds nothing.
+/// and a full queue is submitted early (see [`Server::push`]), so the size only decides how
+/// many connections one `io_uring_enter` can serve before a busy turn needs a second.
 const SUBMISSION_ENTRIES: u32 = 1024;
 /// Completion queue entries: a turn may bring a receive and a send completion for every
 /// connection; 16k keeps the kernel's overflow list (slower, still correct) out of the way
