@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side comparison of switchboard (epoll and io_uring drivers) with other WebRTC
-# signaling servers, driven by `switchboard bench` with the same scenario and payload.
+# signaling servers, driven by `switchboard bench` with the same scenario and payload, and
+# with two reference WebSocket echo servers (perf/echo: raw io_uring, fastwebsockets) that
+# show the floor under them all.
 #
 #   perf/compare.sh                 # everything, results in perf/results/<date>.md
 #   ROUNDS=1 DURATION=5 perf/compare.sh
@@ -13,7 +15,8 @@
 # Environment:
 #   PEERS_DIR    where the peers are installed (default $HOME/.cache/switchboard-peers)
 #   INSTALL_GST  1 to build gst-webrtc-signalling-server if missing (~5 min of compiling)
-#   SERVERS      which to run (default: sb-epoll sb-uring matchbox peerjs gst, those present)
+#   SERVERS      which to run (default: sb-epoll sb-uring matchbox peerjs gst echo-uring
+#                echo-fastws, those present)
 #   ROUNDS       rounds of alternation (default 2)
 #   PAIRS        pairs of clients (default 100)
 #   PAYLOAD      payload bytes (default 256)
@@ -21,6 +24,7 @@
 #   RATE         offered msgs/s for the equal-load run (default 5000)
 #   IDLE         idle sessions for the memory run (default 10000; 0 skips)
 #   SB_BIN       switchboard binary (default: cargo build --release, target/release)
+#   ECHO_BIN     reference echo servers (default: cargo build --release of perf/echo)
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,18 +43,23 @@ mkdir -p "$out" "$peers"
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+requested=" ${SERVERS:-sb-epoll sb-uring matchbox peerjs gst echo-uring echo-fastws} "
+wants() { [[ "$requested" == *" $1 "* ]]; }
+
 # ----- peers -------------------------------------------------------------------------------
-if [[ ! -x "$peers/bin/matchbox_server" ]]; then
+# Only the peers that SERVERS asks for are installed (a cargo install takes minutes).
+if wants matchbox && [[ ! -x "$peers/bin/matchbox_server" ]]; then
   log "installing matchbox_server 0.15.0 into $peers"
   nice -n 10 cargo install matchbox_server --version 0.15.0 --locked --root "$peers" \
     || log "matchbox_server install failed; skipping it"
 fi
-if [[ ! -e "$peers/node_modules/peer/dist/bin/peerjs.js" ]] && command -v npm >/dev/null; then
+if wants peerjs && [[ ! -e "$peers/node_modules/peer/dist/bin/peerjs.js" ]] \
+  && command -v npm >/dev/null; then
   log "installing npm peer@1.0.2 into $peers"
   (cd "$peers" && npm install --no-audit --no-fund peer@1.0.2 >/dev/null) \
     || log "peer install failed; skipping it"
 fi
-if [[ ! -x "$peers/bin/gst-webrtc-signalling-server" && "${INSTALL_GST:-0}" == 1 ]]; then
+if wants gst && [[ ! -x "$peers/bin/gst-webrtc-signalling-server" && "${INSTALL_GST:-0}" == 1 ]]; then
   log "installing gst-plugin-webrtc-signalling 0.15.4 into $peers (slow)"
   nice -n 10 cargo install gst-plugin-webrtc-signalling --version 0.15.4 --locked \
     --root "$peers" || log "gst signalling server install failed; skipping it"
@@ -60,12 +69,18 @@ if [[ -z "${SB_BIN:-}" ]]; then
   (cd "$repo" && nice -n 10 cargo build --release >&2)
   SB_BIN="$repo/target/release/switchboard"
 fi
+if [[ -z "${ECHO_BIN:-}" ]] && { wants echo-uring || wants echo-fastws; }; then
+  (cd "$repo" && nice -n 10 cargo build --release --manifest-path perf/echo/Cargo.toml >&2) \
+    || log "perf/echo build failed; skipping the echo references"
+  ECHO_BIN="$repo/perf/echo/target/release/echo-perf"
+fi
 
 # ----- servers -----------------------------------------------------------------------------
 present=()
-for s in ${SERVERS:-sb-epoll sb-uring matchbox peerjs gst}; do
+for s in $requested; do
   case "$s" in
     sb-*) present+=("$s") ;;
+    echo-uring|echo-fastws) [[ -x "${ECHO_BIN:-}" ]] && present+=("$s") ;;
     matchbox) [[ -x "$peers/bin/matchbox_server" ]] && present+=("$s") ;;
     peerjs) [[ -e "$peers/node_modules/peer/dist/bin/peerjs.js" ]] && present+=("$s") ;;
     gst) [[ -x "$peers/bin/gst-webrtc-signalling-server" ]] && present+=("$s") ;;
@@ -106,6 +121,12 @@ start_server() { # name -> sets port, pid, target, dialect
         --port "$port" >>"$logf" 2>&1 &
       pid=$!
       target="ws://127.0.0.1:$port/"; dialect=gst ;;
+    echo-uring|echo-fastws)
+      # References, not peers: each message comes back to its sender (--dialect echo), still
+      # one receive and one send per message, so server µs/msg compares with a relay's.
+      taskset -c 1 "$ECHO_BIN" "${1#echo-}" --listen "127.0.0.1:$port" >>"$logf" 2>&1 &
+      pid=$!
+      target="ws://127.0.0.1:$port/"; dialect=echo ;;
   esac
   for _ in $(seq 1 300); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
@@ -198,6 +219,34 @@ for s in servers:
         f(med(rt, "latency_us", "p999")), f(med(rt, "server_cpu_us_per_msg"), 2),
         f(med(d1, "client_cpu_us_per_msg"), 2),
         f(med(il, "server_rss_per_session_kib"), 2), str(errors)]) + " |")
+refs = [s for s in servers if s.startswith("echo-")]
+if refs:
+    lines += ["", "`echo-uring` and `echo-fastws` are references (the floor), not peers: "
+              "WebSocket echo servers from perf/echo, driven with `--dialect echo`, where each "
+              "message comes back to its sender instead of going to the partner. Each message "
+              "still costs the server one receive and one send, as a relayed one does, so their "
+              "server µs/msg is what the framing and the loopback TCP path cost before any "
+              "signaling work: `echo-uring` is the least a server can do on this machine (raw "
+              "io_uring, unmask and send back, no UTF-8 check, no JSON), `echo-fastws` the "
+              "fastest Rust WebSocket framing measured here (fastwebsockets on one tokio thread)."]
+    rows = []
+    for s in servers:
+        if s in refs:
+            continue
+        for name, label in (("depth1", "depth 1"), ("depth4", "depth 4")):
+            mine = med(runs(s, name), "server_cpu_us_per_msg")
+            cells = []
+            for ref in refs:
+                base = med(runs(ref, name), "server_cpu_us_per_msg")
+                if mine is None or base is None or base <= 0:
+                    cells.append("-")
+                else:
+                    cells.append(f"{mine - base:+.2f} µs (× {mine / base:.2f})")
+            rows.append(f"| {s} | {label} | {f(mine, 2)} | " + " | ".join(cells) + " |")
+    if rows:
+        lines += ["", "Server CPU per message above the references (µs more, and the ratio):", "",
+                  "| server | run | server µs/msg | " + " | ".join(f"vs {r}" for r in refs) + " |",
+                  "|---|---|---|" + "---|" * len(refs)] + rows
 lines += ["", f"Idle: {idle} sessions held 5 s; RSS from /proc/<pid>/status VmRSS before "
           "connecting and once all were in their rooms.", "",
           f"![depth 1 latency]({date}/depth1.svg)", "",

@@ -137,3 +137,120 @@ fn storm_and_rooms_run() {
     assert_eq!(rooms.deliveries_expected, rooms.messages_sent * 4);
     assert_eq!(rooms.messages_received, rooms.deliveries_expected);
 }
+
+/// A WebSocket echo server for the `echo` dialect: one blocking thread per connection, which
+/// answers the upgrade and sends every frame back unmasked (what perf/echo's servers do,
+/// without their speed). Returns the address and a stop function.
+fn start_echo_server() -> (std::net::SocketAddr, impl FnOnce()) {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    fn serve(stream: std::net::TcpStream) -> std::io::Result<()> {
+        stream.set_nodelay(true)?;
+        let mut out = stream.try_clone()?;
+        let mut input = BufReader::new(stream);
+        let mut key = String::new();
+        loop {
+            let mut line = String::new();
+            if input.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("sec-websocket-key") {
+                    key = value.trim().to_owned();
+                }
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut hash = sha1::Sha1::new();
+        hash.update(key.as_bytes());
+        hash.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+        let accept = base64::engine::general_purpose::STANDARD.encode(hash.finalize());
+        write!(
+            out,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )?;
+        loop {
+            let mut head = [0u8; 2];
+            // The bench leaves by closing the socket: the end of the stream ends the thread.
+            input.read_exact(&mut head)?;
+            let field_bytes = match head[1] & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            let mut field = [0u8; 8];
+            input.read_exact(&mut field[..field_bytes])?;
+            let payload_bytes = match field_bytes {
+                0 => usize::from(head[1] & 0x7f),
+                2 => usize::from(u16::from_be_bytes([field[0], field[1]])),
+                _ => u64::from_be_bytes(field) as usize,
+            };
+            let mut mask = [0u8; 4];
+            input.read_exact(&mut mask)?;
+            let mut frame = vec![head[0], head[1] & 0x7f];
+            frame.extend_from_slice(&field[..field_bytes]);
+            let start = frame.len();
+            frame.resize(start + payload_bytes, 0);
+            input.read_exact(&mut frame[start..])?;
+            for (i, b) in frame[start..].iter_mut().enumerate() {
+                *b ^= mask[i % 4];
+            }
+            out.write_all(&frame)?;
+        }
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::clone(&stop);
+    let acceptor = std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stopping.load(Ordering::Acquire) {
+                return;
+            }
+            if let Ok(stream) = stream {
+                std::thread::spawn(move || serve(stream));
+            }
+        }
+    });
+    let stop_fn = move || {
+        stop.store(true, Ordering::Release);
+        // Wakes the acceptor, which then sees the flag.
+        let _ = std::net::TcpStream::connect(addr);
+        acceptor.join().expect("the acceptor stops");
+    };
+    (addr, stop_fn)
+}
+
+#[test]
+fn echo_dialect_counts_each_message_back_at_its_sender() {
+    let (addr, stop) = start_echo_server();
+    let mut args = BenchArgs::new(&format!("ws://{addr}/"));
+    args.dialect = bench::Dialect::Echo;
+    args.scenario = Scenario::Pairs;
+    args.connections = 20;
+    args.depth = 2;
+    args.warmup = 0.3;
+    args.duration = 1.0;
+    args.setup_timeout = 20.0;
+    let report = bench::run_report(&args);
+    stop();
+    let r = report.expect("the bench runs");
+    assert_eq!(r.errors, 0, "{:?}", r.error_samples);
+    assert_eq!(r.connections_ready, 20);
+    assert_eq!(r.rooms_live, 10);
+    assert!(r.messages_sent > 0);
+    // One receiver per message, the sender itself, and every message came back.
+    assert_eq!(r.deliveries_expected, r.messages_sent);
+    assert_eq!(r.messages_received, r.messages_sent);
+    assert_eq!(r.unexpected, 0);
+    // An echo server has nothing to relay an offer to: no negotiation.
+    assert_eq!(r.negotiation_latency_us.count, 0);
+}

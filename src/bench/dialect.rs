@@ -19,6 +19,10 @@ pub enum Dialect {
     Peerjs,
     /// gst-webrtc-signalling-server: producer/consumer sessions, `peer` messages.
     Gst,
+    /// A WebSocket echo server (the references of perf/echo): no greeting, no rooms, every
+    /// frame goes back to its sender. Its cost per message is one receive and one send, as
+    /// a relay's is, so it measures the floor under the signaling servers.
+    Echo,
 }
 
 impl Dialect {
@@ -29,6 +33,7 @@ impl Dialect {
             Dialect::Matchbox => "matchbox",
             Dialect::Peerjs => "peerjs",
             Dialect::Gst => "gst",
+            Dialect::Echo => "echo",
         }
     }
 
@@ -43,6 +48,19 @@ impl Dialect {
         self == Dialect::Matchbox
     }
 
+    /// Whether the server speaks first once upgraded (an echo server says nothing until
+    /// spoken to, so there the upgrade is the greeting).
+    pub(crate) fn greets(self) -> bool {
+        self != Dialect::Echo
+    }
+
+    /// Whether a client's messages come back to the client itself instead of going to its
+    /// partner. Such a pair has nothing to negotiate through the server, and in closed loop
+    /// the turn passes to the partner on each echo, as it does on each relay.
+    pub(crate) fn echoes(self) -> bool {
+        self == Dialect::Echo
+    }
+
     /// Whether the dialect can broadcast to a room in one frame.
     pub(crate) fn has_broadcast(self) -> bool {
         self == Dialect::Switchboard
@@ -51,7 +69,7 @@ impl Dialect {
     /// The request path (with query) for a client of `room`, given the path of `--target`.
     pub(crate) fn path(self, base: &str, room: &str, own_id: &str, token: &str) -> String {
         match self {
-            Dialect::Switchboard | Dialect::Gst => base.to_owned(),
+            Dialect::Switchboard | Dialect::Gst | Dialect::Echo => base.to_owned(),
             Dialect::Matchbox => {
                 if base.ends_with('/') {
                     format!("{base}{room}")
@@ -92,7 +110,9 @@ impl Dialect {
     /// A targeted message of `kind` to `target` (a peer id, or for gst a session id).
     pub(crate) fn targeted(self, kind: Kind<'_>, target: &str) -> String {
         let v = match self {
-            Dialect::Switchboard => match kind {
+            // An echo server reads nothing: it gets switchboard's frames, so that the bytes
+            // on the wire are as many as in a switchboard run.
+            Dialect::Switchboard | Dialect::Echo => match kind {
                 Kind::Offer(sdp) => json!({"type": "offer", "target": target, "sdp": sdp}),
                 Kind::Answer(sdp) => json!({"type": "answer", "target": target, "sdp": sdp}),
                 Kind::Candidate(c) => json!({"type": "ice-candidate", "target": target,
@@ -144,6 +164,7 @@ impl Dialect {
     /// What a complete text message from the server means.
     pub(crate) fn classify(self, text: &[u8]) -> Inbound<'_> {
         match self {
+            Dialect::Echo => return Inbound::Relayed { from: None },
             Dialect::Switchboard => {
                 if let Some(rest) = text.strip_prefix(br#"{"from":""#) {
                     return Inbound::Relayed {
@@ -218,6 +239,7 @@ impl Dialect {
                 "endSession" => Inbound::Error("endSession".into()),
                 _ => Inbound::Ignored,
             },
+            Dialect::Echo => Inbound::Ignored,
         }
     }
 }
@@ -290,6 +312,31 @@ mod tests {
     }
 
     #[test]
+    fn an_echo_server_sends_back_what_it_got() {
+        let d = Dialect::Echo;
+        let frame = d.targeted(Kind::Message("data"), "");
+        assert_eq!(
+            frame,
+            Dialect::Switchboard.targeted(Kind::Message("data"), "")
+        );
+        assert_eq!(
+            d.classify(frame.as_bytes()),
+            Inbound::Relayed { from: None }
+        );
+        assert_eq!(d.path("/any", "room", "", "t"), "/any");
+        assert_eq!(d.join("room", true), None);
+        assert!(!d.greets() && d.echoes() && !d.has_broadcast() && !d.needs_presence());
+        for other in [
+            Dialect::Switchboard,
+            Dialect::Matchbox,
+            Dialect::Peerjs,
+            Dialect::Gst,
+        ] {
+            assert!(other.greets() && !other.echoes(), "{other:?}");
+        }
+    }
+
+    #[test]
     fn control_frames_are_understood() {
         assert_eq!(
             Dialect::Switchboard.classify(br#"{"type":"welcome","id":"x","heartbeatMs":1}"#),
@@ -325,6 +372,7 @@ mod tests {
             Dialect::Matchbox,
             Dialect::Peerjs,
             Dialect::Gst,
+            Dialect::Echo,
         ] {
             let m = d.targeted(Kind::Message(&data), "T");
             let v: Value = serde_json::from_str(&m).unwrap();

@@ -94,7 +94,7 @@ pub(crate) struct Plan {
 
 impl Plan {
     fn negotiates(&self) -> bool {
-        self.scenario == Scenario::Pairs
+        self.scenario == Scenario::Pairs && !self.dialect.echoes()
     }
 
     fn steady(&self) -> bool {
@@ -706,8 +706,16 @@ impl<'p> Engine<'p> {
                     c.inbuf.drain(..off);
                     c.state = State::Open;
                     c.t[2] = sys::mono_ns();
+                    if !self.plan.dialect.greets() {
+                        // Nothing will greet this client: the upgrade stands for the
+                        // greeting, and with no room to join the client is ready.
+                        c.hello = true;
+                        c.t[3] = c.t[2];
+                        self.mark_ready(i);
+                    }
                 }
             }
+            let c = &mut self.conns[i];
             let buf = std::mem::take(&mut c.inbuf);
             let used = self.on_frames(i, &buf);
             self.keep_rest(i, buf, used);
@@ -1035,7 +1043,9 @@ impl<'p> Engine<'p> {
         let g = self.conns[i].group;
         let n = self.groups[g].members.len();
         let me = self.conns[i].pos;
-        let from_pos = if n == 2 {
+        let from_pos = if self.plan.dialect.echoes() {
+            me
+        } else if n == 2 {
             1 - me
         } else {
             let found = from.and_then(|f| {
@@ -1094,7 +1104,11 @@ impl<'p> Engine<'p> {
             matches!(self.phase, Phase::Warmup | Phase::Measure) && now < self.measure_end;
         if closed_loop && running {
             let predecessor = (me + n - 1) % n;
-            if n == 2 || from_pos == predecessor {
+            if self.plan.dialect.echoes() {
+                // The turn passes to the partner, as a relayed reply would.
+                let partner = self.groups[g].members[(me + 1) % n];
+                self.send_steady(partner, now);
+            } else if n == 2 || from_pos == predecessor {
                 self.send_steady(i, now);
             }
         }
@@ -1114,16 +1128,23 @@ impl<'p> Engine<'p> {
         c.out.extend_from_slice(&c.steady);
         let pos = c.pos;
         let n = self.groups[g].members.len();
-        for k in 0..n {
-            let r = self.groups[g].members[k];
-            if r != i {
-                self.conns[r].fifos[pos].push_back(ts);
-                self.in_flight += 1;
+        let receivers = if self.plan.dialect.echoes() {
+            self.conns[i].fifos[pos].push_back(ts);
+            self.in_flight += 1;
+            1
+        } else {
+            for k in 0..n {
+                let r = self.groups[g].members[k];
+                if r != i {
+                    self.conns[r].fifos[pos].push_back(ts);
+                    self.in_flight += 1;
+                }
             }
-        }
+            n as u64 - 1
+        };
         if ts >= self.measure_start && ts < self.measure_end {
             self.out.sent += 1;
-            self.out.expected += n as u64 - 1;
+            self.out.expected += receivers;
         }
         self.mark_dirty(i);
     }

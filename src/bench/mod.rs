@@ -31,7 +31,7 @@ pub use report::{Percentiles, Report, StepLatencies};
 pub struct BenchArgs {
     /// WebSocket URL of the server under test. switchboard: ws://HOST:PORT/v1/signal;
     /// matchbox: ws://HOST:PORT/ (the room is appended); peerjs: ws://HOST:PORT/myapp/peerjs
-    /// (the query is appended); gst: ws://HOST:PORT/.
+    /// (the query is appended); gst: ws://HOST:PORT/; echo: ws://HOST:PORT/ (any path).
     #[arg(long, default_value = "ws://127.0.0.1:8080/v1/signal")]
     pub target: String,
     /// What the clients do.
