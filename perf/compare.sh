@@ -21,7 +21,8 @@
 #   PAIRS        pairs of clients (default 100)
 #   PAYLOAD      payload bytes (default 256)
 #   DURATION     measured seconds per run (default 8); WARMUP (default 2)
-#   RATE         offered msgs/s for the equal-load run (default 5000)
+#   RATES        offered msgs/s of the equal-load runs, a list (default "5000 50000": one
+#                near the loopback floor, one where a peer at ~14 µs/msg is ~70 % busy)
 #   IDLE         idle sessions for the memory run (default 10000; 0 skips)
 #   SB_BIN       switchboard binary (default: cargo build --release, target/release)
 #   ECHO_BIN     reference echo servers (default: cargo build --release of perf/echo)
@@ -34,7 +35,7 @@ pairs="${PAIRS:-100}"
 payload="${PAYLOAD:-256}"
 duration="${DURATION:-8}"
 warmup="${WARMUP:-2}"
-rate="${RATE:-5000}"
+rates="${RATES:-${RATE:-5000 50000}}"
 idle="${IDLE:-10000}"
 date="$(date +%Y-%m-%d)"
 out="$repo/perf/results/$date"
@@ -162,7 +163,10 @@ for round in $(seq 1 "$rounds"); do
     conns=$((pairs * 2))
     bench "$s" depth1 --connections "$conns" --depth 1 --duration "$duration" --warmup "$warmup"
     bench "$s" depth4 --connections "$conns" --depth 4 --duration "$duration" --warmup "$warmup"
-    bench "$s" rate --connections "$conns" --rate "$rate" --duration "$duration" --warmup "$warmup"
+    for rate in $rates; do
+      bench "$s" "rate$rate" --connections "$conns" --rate "$rate" --duration "$duration" \
+        --warmup "$warmup"
+    done
     if [[ "$idle" -gt 0 && "$round" == 1 ]]; then
       bench "$s" idle --scenario idle --connections "$idle" --duration 5
     fi
@@ -170,7 +174,7 @@ for round in $(seq 1 "$rounds"); do
 done
 
 # ----- plots and table ---------------------------------------------------------------------
-for name in depth1 rate; do
+for name in depth1 $(printf 'rate%s ' $rates); do
   series=()
   for s in "${present[@]}"; do
     f="$out/$s.$name.r1.hgrm"
@@ -182,9 +186,11 @@ for name in depth1 rate; do
   fi
 done
 
-python3 - "$out" "$md" "$date" "$pairs" "$payload" "$rate" "$idle" "${present[@]}" <<'EOF'
+python3 - "$out" "$md" "$date" "$pairs" "$payload" "$rates" "$idle" "${present[@]}" <<'EOF'
 import glob, json, os, statistics, sys
-out, md, date, pairs, payload, rate, idle, *servers = sys.argv[1:]
+out, md, date, pairs, payload, rates, idle, *servers = sys.argv[1:]
+rates = rates.split()
+rate = rates[0]
 def runs(s, name):
     rs = []
     for f in sorted(glob.glob(f"{out}/{s}.{name}.r*.json")):
@@ -210,7 +216,7 @@ lines += ["| server | depth 1 msgs/s | depth 1 server µs/msg | depth 4 msgs/s |
           "server µs/msg @ " + rate + "/s | client µs/msg (depth 1) | idle RSS KiB/session | errors |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for s in servers:
-    d1, d4, rt, il = runs(s, "depth1"), runs(s, "depth4"), runs(s, "rate"), runs(s, "idle")
+    d1, d4, rt, il = runs(s, "depth1"), runs(s, "depth4"), runs(s, "rate" + rate), runs(s, "idle")
     errors = sum(r.get("errors", 0) for r in d1 + d4 + rt + il)
     lines.append("| " + " | ".join([
         s, f(med(d1, "msgs_per_s"), 0), f(med(d1, "server_cpu_us_per_msg"), 2),
@@ -247,10 +253,36 @@ if refs:
         lines += ["", "Server CPU per message above the references (µs more, and the ratio):", "",
                   "| server | run | server µs/msg | " + " | ".join(f"vs {r}" for r in refs) + " |",
                   "|---|---|---|" + "---|" * len(refs)] + rows
+# Latency at equal offered (open-loop) load, each rate, with switchboard's p99 against the
+# best peer's: the references are left out of "best peer", they are not signaling servers.
+peers = [s for s in servers if not s.startswith("sb-") and s not in refs]
+lines += ["", "Latency at equal offered load (open loop, corrected for coordinated omission), "
+          "medians over rounds:", "",
+          "| offered msgs/s | server | p50 µs | p99 µs | p99.9 µs | server µs/msg | server CPU % |",
+          "|---|---|---|---|---|---|---|"]
+ratios = []
+for r in rates:
+    best = None
+    for s in servers:
+        rs = runs(s, "rate" + r)
+        p99 = med(rs, "latency_us", "p99")
+        cpu = med(rs, "server_cpu_us_per_msg")
+        busy = None if cpu is None else cpu * float(r) / 1e4
+        lines.append(f"| {r} | {s} | {f(med(rs, 'latency_us', 'p50'))} | {f(p99)} | "
+                     f"{f(med(rs, 'latency_us', 'p999'))} | {f(cpu, 2)} | {f(busy, 0)} |")
+        if s in peers and p99 is not None and (best is None or p99 < best[1]):
+            best = (s, p99)
+    for s in servers:
+        mine = med(runs(s, "rate" + r), "latency_us", "p99")
+        if s.startswith("sb-") and best and mine:
+            ratios.append(f"- {r} msgs/s: {s} p99 {mine:.0f} µs vs best peer ({best[0]}) "
+                          f"{best[1]:.0f} µs: 1/{best[1] / mine:.1f}")
+if ratios:
+    lines += ["", "p99 against the best peer at the same offered load (goal: at most 1/5):", ""] + ratios
 lines += ["", f"Idle: {idle} sessions held 5 s; RSS from /proc/<pid>/status VmRSS before "
           "connecting and once all were in their rooms.", "",
           f"![depth 1 latency]({date}/depth1.svg)", "",
-          f"![latency at {rate} msgs/s]({date}/rate.svg)", ""]
+          ] + [f"![latency at {r} msgs/s]({date}/rate{r}.svg)" for r in rates] + [""]
 with open(md, "w") as fh:
     fh.write("\n".join(lines))
 print("\n".join(lines))
