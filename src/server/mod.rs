@@ -254,6 +254,7 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
             heartbeat_ms: cfg.signal.heartbeat_ms,
             secret,
             room_hash_seeds: seeds,
+            cluster: false,
         };
         let settings = settings.clone();
         let shared2 = shared.clone();
