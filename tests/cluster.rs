@@ -458,3 +458,122 @@ fn a_node_without_cluster_section_needs_no_redis() {
     let s = Server::start(&cfg);
     assert!(s.running.as_ref().unwrap().shared.cluster.is_none());
 }
+
+/// A node started as a child process, so it can die by SIGKILL; killed when dropped.
+struct ChildNode {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ChildNode {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn child_node(redis: &Redis, id: u16, grace_ms: u64) -> ChildNode {
+    let mut cfg = config(DriverChoice::Epoll, 1);
+    cfg.signal.node_id = id;
+    cfg.signal.resume_grace_ms = grace_ms;
+    cfg.stun.enabled = false;
+    cfg.admin.enabled = false;
+    cfg.cluster.enabled = true;
+    cfg.cluster.redis_url = redis.url();
+    cfg.cluster.key_prefix = "sbtest".into();
+    cfg.cluster.heartbeat_ms = 100;
+    cfg.cluster.node_ttl_ms = 1000;
+    let file = std::env::temp_dir().join(format!(
+        "switchboard-cluster-{}-{id}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&file, toml::to_string(&cfg).unwrap()).unwrap();
+    let mut node = ChildNode {
+        child: Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn switchboard"),
+        addr: "0.0.0.0:0".parse().unwrap(),
+    };
+    let stderr = node.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the node logs its start");
+        if line.contains("switchboard started") {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let _ = std::fs::remove_file(&file);
+            // Keep reading, so the child never blocks on a full stderr pipe.
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            node.addr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
+            return node;
+        }
+    }
+}
+
+#[test]
+fn a_killed_node_s_members_leave_once_its_heartbeat_and_grace_are_over() {
+    let redis = Redis::start();
+    let cfg_grace_ms = 500;
+    let n1 = {
+        let mut cfg = config(DriverChoice::Auto, 1);
+        cfg.signal.node_id = 1;
+        cfg.signal.resume_grace_ms = cfg_grace_ms;
+        cfg.stun.enabled = false;
+        cfg.cluster.enabled = true;
+        cfg.cluster.redis_url = redis.url();
+        cfg.cluster.key_prefix = "sbtest".into();
+        cfg.cluster.heartbeat_ms = 100;
+        cfg.cluster.node_ttl_ms = 1000;
+        Server::start(&cfg)
+    };
+    let mut n2 = child_node(&redis, 2, cfg_grace_ms);
+    let addr = n2.addr;
+    runtime().block_on(async {
+        all_up(&[&n1]).await;
+        let mut a = connect(&n1.url()).await;
+        let mut b = connect(&format!("ws://{addr}/v1/signal")).await;
+        a.join("r").await;
+        let peers = join_seeing(&mut b, "r", "null", 1).await;
+        assert_eq!(ids(&peers), [a.id.clone()]);
+        let pj = a.recv().await;
+        assert_eq!(pj["id"], b.id.as_str());
+
+        n2.kill();
+        let killed = Instant::now();
+        // Nothing for as long as the node's heartbeat may still be there.
+        expect_silence(&mut a.ws, 800).await;
+        let m = a.recv().await;
+        assert_eq!(m["type"], "peer-left", "{m}");
+        assert_eq!(m["id"], b.id.as_str());
+        let after = killed.elapsed();
+        // Heartbeat TTL (1 s) + max(grace, TTL) (1 s), give or take heartbeat ticks.
+        assert!(
+            after >= Duration::from_millis(1800) && after < Duration::from_secs(5),
+            "peer-left {after:?} after the kill"
+        );
+        assert_eq!(stats(&n1).nodes_forgotten.load(Ordering::Relaxed), 1);
+        remote_members(&[(&n1, 0)]).await;
+    });
+}

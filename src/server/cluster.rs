@@ -98,10 +98,20 @@ pub fn spawn(
         })
 }
 
+/// The loop's request to rebuild the connections after a failed command. It names the
+/// connection that failed, so a request that arrives after the connection task has already
+/// moved on to a newer one is ignored (a `Notify` keeps one wake for a task not waiting).
+#[derive(Default)]
+struct Restart {
+    notify: Notify,
+    /// The connection the loop gave up on.
+    failed: std::cell::Cell<u64>,
+}
+
 /// What the connection task tells the loop.
 enum Event {
-    /// A new command connection; the subscription is active.
-    Up(MultiplexedConnection),
+    /// A new command connection, numbered; the subscription is active.
+    Up(MultiplexedConnection, u64),
     /// A message from a subscribed channel.
     Message(Vec<u8>),
     /// The subscription ended: Redis is unreachable until the next `Up`.
@@ -144,7 +154,9 @@ struct Loop {
     stats: Arc<ClusterStats>,
     names: Names,
     conn: Option<MultiplexedConnection>,
-    restart: Rc<Notify>,
+    /// The number of the connection in `conn`.
+    conn_number: u64,
+    restart: Rc<Restart>,
     /// Other nodes whose heartbeat was first seen missing at this time (ms).
     missing_since_ms: HashMap<u16, u64>,
     cursor: usize,
@@ -171,7 +183,7 @@ async fn run(
         }
     };
     let (tx, mut rx) = mpsc::channel(cfg.cluster.inbound_messages_max);
-    let restart = Rc::new(Notify::new());
+    let restart = Rc::new(Restart::default());
     tokio::task::spawn_local(connect_loop(
         client,
         cfg.clone(),
@@ -194,6 +206,7 @@ async fn run(
         shared,
         stats,
         conn: None,
+        conn_number: 0,
         restart,
         missing_since_ms: HashMap::new(),
         cursor: 0,
@@ -325,14 +338,24 @@ impl Loop {
                 }
             }
         }
+        // PUBLISH answers how many subscribers got the message: none on a node's channel
+        // means that node is down or between connections, and the records are lost.
         for Outgoing { channel, bytes, .. } in &publish {
-            pipe.publish(self.names.channel(*channel), &bytes[..])
-                .ignore();
+            pipe.publish(self.names.channel(*channel), &bytes[..]);
         }
         let timeout = Duration::from_millis(self.cfg.cluster.command_timeout_ms);
-        match tokio::time::timeout(timeout, pipe.query_async::<()>(conn)).await {
-            Ok(Ok(())) => {
-                self.stats.records_out.fetch_add(records, Ordering::Relaxed);
+        match tokio::time::timeout(timeout, pipe.query_async::<Vec<u64>>(conn)).await {
+            Ok(Ok(receivers)) => {
+                let unheard: u64 = publish
+                    .iter()
+                    .zip(receivers)
+                    .filter(|(o, n)| *n == 0 && matches!(o.channel, Channel::Node(_)))
+                    .map(|(o, _)| u64::from(o.records))
+                    .sum();
+                self.stats
+                    .records_out
+                    .fetch_add(records - unheard, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(unheard, Ordering::Relaxed);
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, records, "cluster: publish failed; reconnecting");
@@ -349,7 +372,8 @@ impl Loop {
     fn lost(&mut self, records: u64) {
         self.stats.dropped.fetch_add(records, Ordering::Relaxed);
         self.go_down();
-        self.restart.notify_one();
+        self.restart.failed.set(self.conn_number);
+        self.restart.notify.notify_one();
     }
 
     fn go_down(&mut self) {
@@ -363,8 +387,9 @@ impl Loop {
 
     async fn event(&mut self, ev: Event) {
         match ev {
-            Event::Up(conn) => {
+            Event::Up(conn, number) => {
                 self.conn = Some(conn);
+                self.conn_number = number;
                 if self.announce().await {
                     self.stats.up.store(true, Ordering::Relaxed);
                     self.stats.connects.fetch_add(1, Ordering::Relaxed);
@@ -646,13 +671,14 @@ async fn connect_loop(
     client: redis::Client,
     cfg: BridgeConfig,
     tx: mpsc::Sender<Event>,
-    restart: Rc<Notify>,
+    restart: Rc<Restart>,
     stats: Arc<ClusterStats>,
 ) {
     let c = &cfg.cluster;
     let own = format!("{}:n:{}", c.key_prefix, cfg.node);
     let all = format!("{}:all", c.key_prefix);
     let mut backoff_ms = c.reconnect_min_ms;
+    let mut number: u64 = 0;
     loop {
         let connect = async {
             let conn_cfg = redis::AsyncConnectionConfig::new()
@@ -670,7 +696,8 @@ async fn connect_loop(
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok((conn, pubsub))) => {
                 backoff_ms = c.reconnect_min_ms;
-                if tx.send(Event::Up(conn)).await.is_err() {
+                number += 1;
+                if tx.send(Event::Up(conn, number)).await.is_err() {
                     return;
                 }
                 let mut stream = pubsub.into_on_message();
@@ -684,7 +711,11 @@ async fn connect_loop(
                             }
                             None => break,
                         },
-                        () = restart.notified() => break,
+                        () = restart.notify.notified() => {
+                            if restart.failed.get() == number {
+                                break;
+                            }
+                        }
                     }
                 }
                 if tx.send(Event::Down).await.is_err() {
