@@ -459,6 +459,25 @@ fn a_node_without_cluster_section_needs_no_redis() {
     assert!(s.running.as_ref().unwrap().shared.cluster.is_none());
 }
 
+#[test]
+fn two_nodes_with_one_node_id_are_reported() {
+    let redis = Redis::start();
+    let x = node(&redis, 7, 1);
+    let y = node(&redis, 7, 1);
+    let z = node(&redis, 8, 1);
+    runtime().block_on(async {
+        eventually("both nodes with id 7 see the other's heartbeat", || {
+            [&x, &y]
+                .iter()
+                .all(|n| stats(n).node_id_conflicts.load(Ordering::Relaxed) >= 2)
+        })
+        .await;
+    });
+    assert_eq!(stats(&z).node_id_conflicts.load(Ordering::Relaxed), 0);
+    let metrics = http(admin(&x), "GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(metrics.contains("switchboard_cluster_node_id_conflicts_total "));
+}
+
 /// A node started as a child process, so it can die by SIGKILL; killed when dropped.
 struct ChildNode {
     child: Child,
@@ -479,7 +498,11 @@ impl Drop for ChildNode {
 }
 
 fn child_node(redis: &Redis, id: u16, grace_ms: u64) -> ChildNode {
-    let mut cfg = config(DriverChoice::Epoll, 1);
+    child_node_on(redis, id, grace_ms, DriverChoice::Epoll)
+}
+
+fn child_node_on(redis: &Redis, id: u16, grace_ms: u64, driver: DriverChoice) -> ChildNode {
+    let mut cfg = config(driver, 1);
     cfg.signal.node_id = id;
     cfg.signal.resume_grace_ms = grace_ms;
     cfg.stun.enabled = false;
@@ -576,4 +599,144 @@ fn a_killed_node_s_members_leave_once_its_heartbeat_and_grace_are_over() {
         assert_eq!(stats(&n1).nodes_forgotten.load(Ordering::Relaxed), 1);
         remote_members(&[(&n1, 0)]).await;
     });
+}
+
+/// User + system CPU time of a process so far, in microseconds.
+fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // Linux reports times to user space in USER_HZ = 100 ticks per second.
+    ticks * 10_000
+}
+
+fn percentiles(mut v: Vec<u64>) -> (u64, u64) {
+    v.sort_unstable();
+    (v[v.len() / 2], v[v.len() * 99 / 100])
+}
+
+/// Round trips a→b→a, one message in flight; returns each round trip in µs.
+async fn round_trips(a: &mut Client, b: &mut Client, n: usize) -> Vec<u64> {
+    let to_b = format!(
+        r#"{{"type":"message","target":"{}","data":"{}"}}"#,
+        b.id,
+        "x".repeat(200)
+    );
+    let to_a = format!(
+        r#"{{"type":"message","target":"{}","data":"{}"}}"#,
+        a.id,
+        "y".repeat(200)
+    );
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        a.send(&to_b).await;
+        b.recv_text().await;
+        b.send(&to_a).await;
+        a.recv_text().await;
+        out.push(t.elapsed().as_micros() as u64);
+    }
+    out
+}
+
+/// perf/: relay latency on one node and across two nodes (child processes, release build),
+/// server CPU per cross-node message, and Redis pub/sub against Streams as the carrier.
+#[test]
+#[ignore = "measurement: cargo test --release --test cluster perf_ -- --ignored --nocapture"]
+fn perf_cross_node_relay() {
+    const N: usize = 20_000;
+    let redis = Redis::start();
+    let n1 = child_node_on(&redis, 1, 0, DriverChoice::Auto);
+    let n2 = child_node_on(&redis, 2, 0, DriverChoice::Auto);
+    let (p1, p2, pr) = (n1.child.id(), n2.child.id(), redis.child.id());
+    runtime().block_on(async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut a = connect(&format!("ws://{}/v1/signal", n1.addr)).await;
+        let mut a2 = connect(&format!("ws://{}/v1/signal", n1.addr)).await;
+        let mut b = connect(&format!("ws://{}/v1/signal", n2.addr)).await;
+        round_trips(&mut a, &mut a2, 2000).await;
+        round_trips(&mut a, &mut b, 2000).await;
+        let c0 = (cpu_us(p1), cpu_us(p2), cpu_us(pr));
+        let same = round_trips(&mut a, &mut a2, N).await;
+        let c1 = (cpu_us(p1), cpu_us(p2), cpu_us(pr));
+        let cross = round_trips(&mut a, &mut b, N).await;
+        let c2 = (cpu_us(p1), cpu_us(p2), cpu_us(pr));
+        let (s50, s99) = percentiles(same);
+        let (x50, x99) = percentiles(cross);
+        let msgs = (2 * N) as f64;
+        println!("relay round trip (a->b->a, 1 in flight, {N} rounds, 200 B payload), microseconds:");
+        println!("  same node : p50 {s50} p99 {s99}");
+        println!("  cross node: p50 {x50} p99 {x99}");
+        println!(
+            "  added per one-way relay: p50 {:.0} us, p99 {:.0} us",
+            (x50 as f64 - s50 as f64) / 2.0,
+            (x99 as f64 - s99 as f64) / 2.0
+        );
+        println!(
+            "server CPU per message, same node: {:.1} us (node 1)",
+            (c1.0 - c0.0) as f64 / msgs
+        );
+        println!(
+            "server CPU per message, cross node: {:.1} us (node 1 + node 2: {:.1} + {:.1}), redis-server {:.1} us",
+            ((c2.0 - c1.0) + (c2.1 - c1.1)) as f64 / msgs,
+            (c2.0 - c1.0) as f64 / msgs,
+            (c2.1 - c1.1) as f64 / msgs,
+            (c2.2 - c1.2) as f64 / msgs
+        );
+        drop((a, a2, b));
+
+        // The carrier: PUBLISH → subscriber against XADD → a reader blocked in XREAD.
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut reader = client.get_multiplexed_async_connection().await.unwrap();
+        let mut ps = client.get_async_pubsub().await.unwrap();
+        ps.subscribe("perf").await.unwrap();
+        let mut stream = ps.into_on_message();
+        let payload = vec![b'z'; 256];
+        let mut pub_rtt = Vec::with_capacity(N);
+        let r0 = cpu_us(pr);
+        for _ in 0..N {
+            let t = Instant::now();
+            let _: u64 = redis::cmd("PUBLISH").arg("perf").arg(&payload).query_async(&mut conn).await.unwrap();
+            futures_util::StreamExt::next(&mut stream).await.unwrap();
+            pub_rtt.push(t.elapsed().as_micros() as u64);
+        }
+        let r1 = cpu_us(pr);
+        let mut xs_rtt = Vec::with_capacity(N);
+        let mut last = "0-0".to_string();
+        for _ in 0..N {
+            let t = Instant::now();
+            let mut read_cmd = redis::cmd("XREAD");
+            read_cmd
+                .arg("BLOCK")
+                .arg(1000)
+                .arg("STREAMS")
+                .arg("perfs")
+                .arg(&last);
+            let mut add_cmd = redis::cmd("XADD");
+            add_cmd
+                .arg("perfs")
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(10000)
+                .arg("*")
+                .arg("f")
+                .arg(&payload);
+            let read = read_cmd.query_async::<redis::Value>(&mut reader);
+            let add = add_cmd.query_async::<String>(&mut conn);
+            let (r, id) = tokio::join!(read, add);
+            r.unwrap();
+            last = id.unwrap();
+            xs_rtt.push(t.elapsed().as_micros() as u64);
+        }
+        let r2 = cpu_us(pr);
+        let (p50, p99) = percentiles(pub_rtt);
+        let (q50, q99) = percentiles(xs_rtt);
+        println!("carrier, send to delivery ({N} messages of 256 B, 1 in flight), microseconds:");
+        println!("  pub/sub : p50 {p50} p99 {p99}, redis-server CPU {:.1} us/msg", (r1 - r0) as f64 / N as f64);
+        println!("  streams : p50 {q50} p99 {q99}, redis-server CPU {:.1} us/msg", (r2 - r1) as f64 / N as f64);
+    });
+    drop((n1, n2));
 }

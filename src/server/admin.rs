@@ -371,7 +371,7 @@ fn render_cluster(c: &ClusterStats, out: &mut String) {
          (local traffic is served, frames for other nodes are dropped).",
     );
     let _ = writeln!(out, "switchboard_cluster_up {}", u8::from(up));
-    let counters: [(&str, &str, &AtomicU64); 7] = [
+    let counters: [(&str, &str, &AtomicU64); 8] = [
         (
             "switchboard_cluster_connects_total",
             "Successful connections to Redis.",
@@ -406,6 +406,12 @@ fn render_cluster(c: &ClusterStats, out: &mut String) {
             "switchboard_cluster_nodes_forgotten_total",
             "Other nodes whose room members were dropped after their heartbeat stopped.",
             &c.nodes_forgotten,
+        ),
+        (
+            "switchboard_cluster_node_id_conflicts_total",
+            "Heartbeats that found another process in this node's key: more than one means \
+             two nodes share a signal.node_id.",
+            &c.node_id_conflicts,
         ),
     ];
     for (name, help, v) in counters {

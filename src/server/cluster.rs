@@ -160,6 +160,10 @@ struct Loop {
     /// Other nodes whose heartbeat was first seen missing at this time (ms).
     missing_since_ms: HashMap<u16, u64>,
     cursor: usize,
+    /// A random number this process writes into its heartbeat key.
+    instance: u64,
+    /// Heartbeats that found another process's number in the key.
+    id_conflicts: u64,
 }
 
 async fn run(
@@ -210,6 +214,13 @@ async fn run(
         restart,
         missing_since_ms: HashMap::new(),
         cursor: 0,
+        instance: {
+            let mut b = [0u8; 8];
+            // Zero (no randomness) only weakens the duplicate-id check.
+            let _ = sys::random_bytes(&mut b);
+            u64::from_le_bytes(b)
+        },
+        id_conflicts: 0,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(lp.cfg.cluster.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -440,7 +451,7 @@ impl Loop {
         }
         pipe.cmd("SET")
             .arg(self.names.alive(node))
-            .arg(1)
+            .arg(self.instance)
             .arg("PX")
             .arg(self.cfg.cluster.node_ttl_ms)
             .ignore();
@@ -603,12 +614,15 @@ impl Loop {
         let ttl = self.cfg.cluster.membership_ttl_ms as i64;
         let remote = self.bridge.remote_nodes();
         let mut pipe = redis::pipe();
+        // The heartbeat holds this process's random instance number; finding another one
+        // there means a second node runs with the same signal.node_id (their relays would
+        // mix), which only the operator can fix.
         pipe.cmd("SET")
             .arg(self.names.alive(node))
-            .arg(1)
+            .arg(self.instance)
             .arg("PX")
             .arg(self.cfg.cluster.node_ttl_ms)
-            .ignore();
+            .arg("GET");
         for (room, _) in self.bridge.local_rooms() {
             pipe.pexpire(self.names.members(node, room), ttl).ignore();
         }
@@ -616,15 +630,41 @@ impl Loop {
             pipe.exists(self.names.alive(*n));
         }
         let timeout = Duration::from_millis(self.cfg.cluster.command_timeout_ms);
-        let alive: Vec<bool> =
-            match tokio::time::timeout(timeout, pipe.query_async::<Vec<bool>>(conn)).await {
-                Ok(Ok(v)) => v,
-                _ => {
-                    tracing::warn!("cluster: heartbeat failed; reconnecting");
-                    self.lost(0);
-                    return;
-                }
-            };
+        let answers = match tokio::time::timeout(
+            timeout,
+            pipe.query_async::<Vec<redis::Value>>(conn),
+        )
+        .await
+        {
+            Ok(Ok(v)) if v.len() == remote.len() + 1 => v,
+            _ => {
+                tracing::warn!("cluster: heartbeat failed; reconnecting");
+                self.lost(0);
+                return;
+            }
+        };
+        let mut answers = answers.into_iter();
+        let previous: Option<u64> = answers
+            .next()
+            .and_then(|v| redis::from_redis_value(v).ok())
+            .flatten();
+        if previous.is_some_and(|p| p != self.instance) {
+            // A restart within the heartbeat TTL finds its predecessor's number once;
+            // a duplicate finds the other node's at every beat.
+            self.id_conflicts += 1;
+            self.stats.node_id_conflicts.fetch_add(1, Ordering::Relaxed);
+            if self.id_conflicts > 1 && self.id_conflicts % 60 == 2 {
+                tracing::error!(
+                    node,
+                    "cluster: another process heartbeats as this node; every node needs its \
+                     own signal.node_id (hint: check the configs of the nodes behind this \
+                     balancer)"
+                );
+            }
+        }
+        let alive: Vec<bool> = answers
+            .map(|v| redis::from_redis_value(v).unwrap_or(true))
+            .collect();
         let now_ms = sys::monotonic_ms();
         // A dead node's clients may resume elsewhere within the grace period; its members
         // stay until then (and at least a heartbeat TTL, so a Redis restart that lost every

@@ -212,6 +212,9 @@ pub struct ClusterStats {
     pub remote_members: AtomicU64,
     /// Other nodes whose members were dropped because their heartbeat stopped.
     pub nodes_forgotten: AtomicU64,
+    /// Heartbeats that found another process's mark in this node's key (a duplicate
+    /// `signal.node_id`, or once after a quick restart).
+    pub node_id_conflicts: AtomicU64,
 }
 
 /// Limits a configuration reload may change while sessions continue.
