@@ -488,14 +488,13 @@ impl Bridge {
         if node == self.node {
             return;
         }
+        // A set of what Redis holds, so the comparison stays linear in the members.
+        let present: std::collections::HashSet<(&str, SessionId), ahash::RandomState> =
+            rooms.iter().map(|(r, s, _)| (r.as_str(), *s)).collect();
         let mut gone: Vec<(Box<str>, SessionId)> = Vec::new();
         for (room, members) in &self.remote {
             for id in members.keys() {
-                let still = id.node() != node
-                    || rooms
-                        .iter()
-                        .any(|(r, s, _)| s == id && r.as_str() == &**room);
-                if !still {
+                if id.node() == node && !present.contains(&(&**room, *id)) {
                     gone.push((room.clone(), *id));
                 }
             }
