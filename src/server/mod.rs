@@ -499,6 +499,9 @@ pub fn reload_limits(shared: &Shared, running_cfg: &Config, cfg: &Config) -> Vec
     if a.admin != b.admin {
         needs_restart.push("[admin]");
     }
+    if a.cluster != b.cluster || (a.cluster.enabled && a.signal.node_id != b.signal.node_id) {
+        needs_restart.push("[cluster]/signal.node_id");
+    }
     needs_restart
 }
 
