@@ -559,8 +559,8 @@ fn answer(
                     &mut stream,
                     "200 OK",
                     TEXT,
-                    "ready; cluster degraded: Redis unreachable, relays to other nodes are \
-                     dropped until it reconnects\n",
+                    "ready; cluster degraded: no working connection to Redis, relays to \
+                     other nodes are dropped until the bridge reconnects\n",
                     head_only,
                 ),
                 Some(_) => respond(

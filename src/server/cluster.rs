@@ -83,6 +83,8 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("cluster-bridge".into())
         .spawn(move || {
+            // However the thread ends (a panic included), the cluster is reported down.
+            let _down = DownOnExit(stats.clone());
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -106,6 +108,17 @@ struct Restart {
     notify: Notify,
     /// The connection the loop gave up on.
     failed: std::cell::Cell<u64>,
+}
+
+/// Marks the cluster down when the bridge thread ends, so that a bridge that died (a bug,
+/// or a panic while logging to a closed stderr) shows in `/readyz` and metrics instead of
+/// leaving the node silently cut off. It does not log: it may run while unwinding.
+struct DownOnExit(Arc<ClusterStats>);
+
+impl Drop for DownOnExit {
+    fn drop(&mut self) {
+        self.0.up.store(false, Ordering::Relaxed);
+    }
 }
 
 /// What the connection task tells the loop.
