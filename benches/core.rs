@@ -64,6 +64,7 @@ fn router(shard: u8, shards: u8) -> Router {
         heartbeat_ms: 25_000,
         secret: [1; 32],
         room_hash_seeds: [1, 2, 3, 4],
+        cluster: false,
         turn: None,
     })
 }

@@ -99,6 +99,7 @@ impl Sim {
                     heartbeat_ms: 25_000,
                     secret: [9; 32],
                     room_hash_seeds: [5, 6, 7, 8],
+                    cluster: false,
                     turn: None,
                 })
             })

@@ -87,6 +87,7 @@ impl Sim {
                     heartbeat_ms: 25_000,
                     secret: [7; 32],
                     room_hash_seeds: [1, 2, 3, 4],
+                    cluster: false,
                     turn: None,
                 })
             })

@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
         heartbeat_ms: 1000,
         secret: [0; 32],
         room_hash_seeds: [1, 2, 3, 4],
+        cluster: false,
         turn: None,
     });
     let mut sink = Count(0);

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::proto::signal::{ErrorCode, Kind};
-use crate::shard::{sys, ShardStats, Shared, CLOSE_CODES};
+use crate::shard::{sys, ClusterStats, ShardStats, Shared, CLOSE_CODES};
 
 /// Largest request head the admin listener reads (431 past it).
 pub const HEAD_BYTES_MAX: usize = 8192;
@@ -347,11 +347,87 @@ pub fn render(shared: &Shared, now_ms: u64, out: &mut String) {
         shared.driver.as_str()
     );
 
+    if let Some(c) = &shared.cluster {
+        render_cluster(c, out);
+    }
+
     header(out, "switchboard_build_info", GAUGE, "The running build.");
     let _ = writeln!(
         out,
         "switchboard_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
+    );
+}
+
+/// The cluster bridge's series (only with `[cluster]` on).
+fn render_cluster(c: &ClusterStats, out: &mut String) {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let up = c.up.load(Ordering::Relaxed);
+    header(
+        out,
+        "switchboard_cluster_up",
+        GAUGE,
+        "1 while the cluster bridge is connected to Redis; 0 means the cluster is degraded \
+         (local traffic is served, frames for other nodes are dropped).",
+    );
+    let _ = writeln!(out, "switchboard_cluster_up {}", u8::from(up));
+    let counters: [(&str, &str, &AtomicU64); 8] = [
+        (
+            "switchboard_cluster_connects_total",
+            "Successful connections to Redis.",
+            &c.connects,
+        ),
+        (
+            "switchboard_cluster_connection_failures_total",
+            "Failed connection attempts to Redis and lost connections.",
+            &c.connection_failures,
+        ),
+        (
+            "switchboard_cluster_records_out_total",
+            "Records (relays, room events, broadcasts) published to other nodes.",
+            &c.records_out,
+        ),
+        (
+            "switchboard_cluster_records_in_total",
+            "Records received from other nodes.",
+            &c.records_in,
+        ),
+        (
+            "switchboard_cluster_dropped_total",
+            "Records for other nodes dropped because Redis was unreachable or a publish failed.",
+            &c.dropped,
+        ),
+        (
+            "switchboard_cluster_bad_messages_total",
+            "Messages from Redis that did not decode.",
+            &c.bad_messages,
+        ),
+        (
+            "switchboard_cluster_nodes_forgotten_total",
+            "Other nodes whose room members were dropped after their heartbeat stopped.",
+            &c.nodes_forgotten,
+        ),
+        (
+            "switchboard_cluster_node_id_conflicts_total",
+            "Heartbeats that found another process in this node's key: more than one means \
+             two nodes share a signal.node_id.",
+            &c.node_id_conflicts,
+        ),
+    ];
+    for (name, help, v) in counters {
+        header(out, name, COUNTER, help);
+        let _ = writeln!(out, "{name} {}", load(v));
+    }
+    header(
+        out,
+        "switchboard_cluster_remote_members",
+        GAUGE,
+        "Room members of other nodes mirrored on this node.",
+    );
+    let _ = writeln!(
+        out,
+        "switchboard_cluster_remote_members {}",
+        load(&c.remote_members)
     );
 }
 
@@ -475,7 +551,27 @@ fn answer(
         }
         "/healthz" => respond(&mut stream, "200 OK", TEXT, "ok\n", head_only),
         "/readyz" => match readiness(shared, now_ms, LOOP_STALL_MS) {
-            Ok(()) => respond(&mut stream, "200 OK", TEXT, "ready\n", head_only),
+            // A node whose Redis is unreachable still serves its own clients, so it stays
+            // in the balancer: taking every node out when Redis fails would turn a partial
+            // outage into a full one. The body says the cluster is degraded.
+            Ok(()) => match &shared.cluster {
+                Some(c) if !c.up.load(Ordering::Relaxed) => respond(
+                    &mut stream,
+                    "200 OK",
+                    TEXT,
+                    "ready; cluster degraded: no working connection to Redis, relays to \
+                     other nodes are dropped until the bridge reconnects\n",
+                    head_only,
+                ),
+                Some(_) => respond(
+                    &mut stream,
+                    "200 OK",
+                    TEXT,
+                    "ready; cluster up\n",
+                    head_only,
+                ),
+                None => respond(&mut stream, "200 OK", TEXT, "ready\n", head_only),
+            },
             Err(why) => {
                 let _ = writeln!(body, "not ready: {why}");
                 respond(
@@ -533,6 +629,7 @@ mod tests {
             driver_reason: None,
             reload: std::sync::Mutex::new(None),
             reload_generation: std::sync::atomic::AtomicU64::new(0),
+            cluster: None,
         }
     }
 
@@ -584,5 +681,28 @@ mod tests {
         assert!(out.contains("switchboard_errors_total{shard=\"1\",code=\"bad-json\"} 3\n"));
         assert!(out.contains("switchboard_closes_total{shard=\"0\",code=\"other\"} 0\n"));
         assert!(out.contains("switchboard_driver_info{driver=\"epoll\"} 1\n"));
+    }
+
+    #[test]
+    fn cluster_series_appear_only_with_a_cluster() {
+        let mut sh = shared(1);
+        let mut out = String::new();
+        render(&sh, 0, &mut out);
+        assert!(!out.contains("switchboard_cluster"));
+        let c = Arc::new(ClusterStats::default());
+        c.dropped.store(4, Ordering::Relaxed);
+        sh.cluster = Some(c.clone());
+        out.clear();
+        render(&sh, 0, &mut out);
+        assert!(out.contains("\nswitchboard_cluster_up 0\n"), "{out}");
+        assert!(
+            out.contains("\nswitchboard_cluster_dropped_total 4\n"),
+            "{out}"
+        );
+        assert!(out.contains("# TYPE switchboard_cluster_remote_members gauge\n"));
+        c.up.store(true, Ordering::Relaxed);
+        out.clear();
+        render(&sh, 0, &mut out);
+        assert!(out.contains("\nswitchboard_cluster_up 1\n"), "{out}");
     }
 }

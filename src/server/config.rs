@@ -44,6 +44,62 @@ pub struct Config {
     pub turn: Turn,
     /// `wss://` on the signaling listener.
     pub tls: Tls,
+    /// Several nodes sharing rooms and relays through Redis. A file without this section
+    /// runs a single node, as before the section existed.
+    #[serde(default)]
+    pub cluster: Cluster,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Join a cluster: relays to sessions of other nodes and rooms spanning nodes go
+    /// through Redis. Every node needs its own `signal.node_id`.
+    pub enabled: bool,
+    /// The Redis server (`redis://[user:password@]host:port[/db]`).
+    pub redis_url: String,
+    /// Prefix of every Redis key and channel, so clusters can share a Redis.
+    pub key_prefix: String,
+    /// How often the node refreshes its heartbeat key and its member sets' TTL.
+    pub heartbeat_ms: u64,
+    /// TTL of the heartbeat key: a node silent this long is considered dead.
+    pub node_ttl_ms: u64,
+    /// TTL of this node's member sets in Redis (refreshed every `heartbeat_ms`): a dead
+    /// node's members vanish from Redis after it.
+    pub membership_ttl_ms: u64,
+    /// Give up connecting to Redis after this long (then back off and retry).
+    pub connect_timeout_ms: u64,
+    /// Give up on one Redis command after this long and reconnect.
+    pub command_timeout_ms: u64,
+    /// First wait before reconnecting to Redis; it doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    /// Longest wait between reconnect attempts.
+    pub reconnect_max_ms: u64,
+    /// Members of other nodes this node mirrors (for `joined` lists and broadcasts).
+    pub remote_members_max: usize,
+    /// Messages from Redis buffered between the subscriber and the bridge loop; when it is
+    /// full the subscriber stops reading and Redis buffers (up to its own output limit).
+    pub inbound_messages_max: usize,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            enabled: false,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "switchboard".into(),
+            heartbeat_ms: 1000,
+            node_ttl_ms: 3000,
+            membership_ttl_ms: 30_000,
+            connect_timeout_ms: 1000,
+            command_timeout_ms: 1000,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 5000,
+            remote_members_max: 1_000_000,
+            inbound_messages_max: 4096,
+        }
+    }
 }
 
 /// `[tls]`.
@@ -555,6 +611,61 @@ impl Config {
                 "room limits must be at least 1",
             );
         }
+        let c = &self.cluster;
+        if c.enabled {
+            if !c.redis_url.starts_with("redis://") && !c.redis_url.starts_with("unix://") {
+                return invalid(
+                    "cluster.redis_url",
+                    c.redis_url.clone(),
+                    "must start with redis:// or unix://",
+                );
+            }
+            if c.key_prefix.is_empty() {
+                return invalid("cluster.key_prefix", String::new(), "must not be empty");
+            }
+            if c.heartbeat_ms == 0 || c.node_ttl_ms <= c.heartbeat_ms {
+                return invalid(
+                    "cluster.node_ttl_ms",
+                    c.node_ttl_ms.to_string(),
+                    "must exceed cluster.heartbeat_ms (> 0), or live nodes look dead",
+                );
+            }
+            if c.membership_ttl_ms <= c.heartbeat_ms {
+                return invalid(
+                    "cluster.membership_ttl_ms",
+                    c.membership_ttl_ms.to_string(),
+                    "must exceed cluster.heartbeat_ms, or live members expire",
+                );
+            }
+            if c.reconnect_min_ms == 0 || c.reconnect_max_ms < c.reconnect_min_ms {
+                return invalid(
+                    "cluster.reconnect_max_ms",
+                    c.reconnect_max_ms.to_string(),
+                    "needs 0 < reconnect_min_ms <= reconnect_max_ms",
+                );
+            }
+            if c.connect_timeout_ms == 0 || c.command_timeout_ms == 0 {
+                return invalid(
+                    "cluster.command_timeout_ms",
+                    c.command_timeout_ms.to_string(),
+                    "timeouts must be at least 1 ms",
+                );
+            }
+            if c.inbound_messages_max == 0 {
+                return invalid(
+                    "cluster.inbound_messages_max",
+                    "0".into(),
+                    "must be at least 1",
+                );
+            }
+            if s.shards > 255 {
+                return invalid(
+                    "server.shards",
+                    s.shards.to_string(),
+                    "a cluster node has at most 255 shards (the bridge takes a ring)",
+                );
+            }
+        }
         Ok(())
     }
 
@@ -698,5 +809,21 @@ mod tests {
             .apply_env([("SWITCHBOARD_SERVER_NOPE".to_string(), "1".to_string())])
             .unwrap_err();
         assert!(err.to_string().contains("no key nope in [server]"), "{err}");
+    }
+
+    #[test]
+    fn cluster_is_off_by_default_and_checked_when_on() {
+        let cfg = Config::embedded();
+        assert!(!cfg.cluster.enabled);
+        assert_eq!(cfg.cluster, Cluster::default());
+        let text = DEFAULT_TOML
+            .replace("[cluster]\n", "[cluster]\nenabled = true\n")
+            .replace("enabled = false\n# redis://", "# redis://")
+            .replace("node_ttl_ms = 3000", "node_ttl_ms = 500");
+        let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("x.toml: cluster.node_ttl_ms = 500:"),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Start-up: listeners, shards and their threads, and the stop signal.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod notify;
 pub mod tls;
@@ -59,7 +60,12 @@ impl Running {
             }
         }
         // The admin listener answered /readyz 503 while the shards drained; now it goes.
+        // The cluster bridge (the last waker, when there is one) publishes what the shards
+        // sent last and stops.
         self.control_quit.store(true, Ordering::Release);
+        for w in self.shared.wakers.iter().skip(self.shared.stats.len()) {
+            w.wake_now();
+        }
         for t in self.control {
             if t.join().is_err() && first.is_ok() {
                 first = Err(std::io::Error::other("admin or sd-notify thread panicked"));
@@ -181,11 +187,22 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
     } else {
         None
     };
-    let (wakers, links) = ring::mesh(
-        shards,
+    let cluster_on = cfg.cluster.enabled;
+    if cluster_on && shards > 255 {
+        return Err(std::io::Error::other(
+            "a cluster node has at most 255 shards (the bridge takes one ring index); set \
+             server.shards",
+        ));
+    }
+    // With a cluster the bridge thread is one more participant of the mesh, after the
+    // shards, so it talks to them over the same rings as cross-shard traffic.
+    let (wakers, mut links) = ring::mesh(
+        shards + usize::from(cluster_on),
         cfg.server.ring_batches_max,
         cfg.server.ring_pending_bytes_max,
     )?;
+    let bridge_links = if cluster_on { links.pop() } else { None };
+    let cluster_stats: Option<Arc<shard::ClusterStats>> = cluster_on.then(Arc::default);
     let stats: Vec<Arc<ShardStats>> = (0..shards).map(|_| Arc::default()).collect();
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
@@ -195,6 +212,7 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         driver_reason: why,
         reload: std::sync::Mutex::new(None),
         reload_generation: std::sync::atomic::AtomicU64::new(0),
+        cluster: cluster_stats.clone(),
     });
     let mut secret = [0u8; 32];
     sys::random_bytes(&mut secret)?;
@@ -254,6 +272,7 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
             heartbeat_ms: cfg.signal.heartbeat_ms,
             secret,
             room_hash_seeds: seeds,
+            cluster: cluster_on,
         };
         let settings = settings.clone();
         let shared2 = shared.clone();
@@ -305,6 +324,22 @@ pub fn start(cfg: &Config) -> std::io::Result<Running> {
         .map(TcpListener::local_addr)
         .transpose()?;
     let spawned = (|| {
+        if let (Some(links), Some(stats)) = (bridge_links, cluster_stats) {
+            let bridge_cfg = cluster::BridgeConfig {
+                cluster: cfg.cluster.clone(),
+                node: cfg.signal.node_id,
+                shards: shards as u8,
+                room_hash_seeds: seeds,
+                resume_grace_ms: cfg.signal.resume_grace_ms,
+            };
+            control.push(cluster::spawn(
+                bridge_cfg,
+                links,
+                shared.clone(),
+                stats,
+                control_quit.clone(),
+            )?);
+        }
         if let Some(l) = admin_listener {
             control.push(admin::spawn(l, shared.clone(), control_quit.clone())?);
         }
@@ -463,6 +498,9 @@ pub fn reload_limits(shared: &Shared, running_cfg: &Config, cfg: &Config) -> Vec
     }
     if a.admin != b.admin {
         needs_restart.push("[admin]");
+    }
+    if a.cluster != b.cluster || (a.cluster.enabled && a.signal.node_id != b.signal.node_id) {
+        needs_restart.push("[cluster]/signal.node_id");
     }
     needs_restart
 }

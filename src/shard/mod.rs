@@ -184,6 +184,37 @@ pub struct Shared {
     pub reload: std::sync::Mutex<Option<Arc<Reload>>>,
     /// Bumped with every reload; shards compare it once per loop turn.
     pub reload_generation: AtomicU64,
+    /// The cluster bridge's counters, when `[cluster]` is on.
+    pub cluster: Option<Arc<ClusterStats>>,
+}
+
+/// Counters and state the cluster bridge publishes for the metrics thread; written only by
+/// the bridge.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// This node's id.
+    pub node: AtomicU64,
+    /// Whether the bridge has a working Redis connection (else the cluster is degraded).
+    pub up: AtomicBool,
+    /// Successful (re)connections to Redis.
+    pub connects: AtomicU64,
+    /// Failed connection attempts and lost connections.
+    pub connection_failures: AtomicU64,
+    /// Records published to other nodes.
+    pub records_out: AtomicU64,
+    /// Records received from other nodes.
+    pub records_in: AtomicU64,
+    /// Records for other nodes dropped because Redis was unreachable or a publish failed.
+    pub dropped: AtomicU64,
+    /// Messages from Redis that did not decode.
+    pub bad_messages: AtomicU64,
+    /// Members of other nodes mirrored here.
+    pub remote_members: AtomicU64,
+    /// Other nodes whose members were dropped because their heartbeat stopped.
+    pub nodes_forgotten: AtomicU64,
+    /// Heartbeats that found another process's mark in this node's key (a duplicate
+    /// `signal.node_id`, or once after a quick restart).
+    pub node_id_conflicts: AtomicU64,
 }
 
 /// Limits a configuration reload may change while sessions continue.
@@ -327,7 +358,6 @@ pub(crate) enum CloseReason {
 /// The driver-independent part of a shard.
 pub struct Core {
     shard: usize,
-    shards: usize,
     settings: Settings,
     conns: Vec<Option<Conn>>,
     outs: Vec<Out>,
@@ -378,10 +408,8 @@ impl Core {
         stats: Arc<ShardStats>,
     ) -> Self {
         let scratch = vec![0u8; settings.recv_buffer_bytes];
-        let shards = usize::from(router_cfg.shards);
         Core {
             shard,
-            shards,
             settings,
             conns: Vec::new(),
             outs: Vec::new(),
@@ -1157,7 +1185,8 @@ impl Core {
         if !self.router.has_outbound() {
             return;
         }
-        for dest in 0..self.shards {
+        // With a cluster the mesh has one more participant after the shards: the bridge.
+        for dest in 0..self.links.destinations() {
             if dest == self.shard {
                 continue;
             }

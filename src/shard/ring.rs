@@ -123,6 +123,13 @@ impl Links {
         }
     }
 
+    /// Number of rings this end can send on (one per other participant, plus its own
+    /// index, which has none): the shards, and the cluster bridge when there is one.
+    #[must_use]
+    pub fn destinations(&self) -> usize {
+        self.producers.len()
+    }
+
     /// Retries batches that found their ring full.
     pub fn retry_pending(&mut self) {
         for dest in 0..self.pending.len() {

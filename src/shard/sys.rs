@@ -55,6 +55,34 @@ impl EventFd {
     }
 }
 
+impl EventFd {
+    /// A second descriptor for the same eventfd (`dup`): a wake written to either is seen
+    /// on both.
+    ///
+    /// # Errors
+    /// The `dup(2)` error.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(EventFd {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
+    /// Registers the eventfd with the current tokio reactor, for the cluster bridge, which
+    /// waits on its waker with tokio rather than in a shard driver.
+    ///
+    /// # Errors
+    /// The registration failed.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime with I/O enabled.
+    pub fn into_async(self) -> io::Result<tokio::io::unix::AsyncFd<EventFd>> {
+        // SAFETY: the AsyncFd takes `self`, which owns its descriptor, so the descriptor
+        // stays open and names the same eventfd until the AsyncFd is dropped, and
+        // `as_raw_fd` always returns that one descriptor.
+        unsafe { tokio::io::unix::AsyncFd::register(self) }.map_err(io::Error::from)
+    }
+}
+
 impl AsRawFd for EventFd {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

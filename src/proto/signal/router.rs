@@ -124,6 +124,9 @@ pub struct Config {
     pub room_hash_seeds: [u64; 4],
     /// TURN REST credentials for `welcome` (coturn `use-auth-secret`), when configured.
     pub turn: Option<TurnConfig>,
+    /// This node is part of a cluster: work for sessions of other nodes, and room events
+    /// other nodes must hear, go to the bridge (outbound batch index `shards`).
+    pub cluster: bool,
 }
 
 /// TURN servers that accept REST credentials derived from a shared secret.
@@ -140,8 +143,8 @@ pub struct TurnConfig {
 /// A byte range in a batch's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Span {
-    start: u32,
-    len: u32,
+    pub(super) start: u32,
+    pub(super) len: u32,
 }
 
 /// One record of cross-shard work.
@@ -273,6 +276,34 @@ pub enum Record {
         /// The session it stood in for.
         session: SessionId,
     },
+    /// A session of another node joined a room (cluster). From a room's owner to the
+    /// bridge it means "tell the other nodes"; from the bridge to the owner, "a member of
+    /// another node joined": its local members get `peer-joined`.
+    RemoteJoin {
+        /// Room name.
+        room: Span,
+        /// The member (of the node the event comes from).
+        session: SessionId,
+        /// The member's `meta` JSON.
+        meta: Option<Span>,
+    },
+    /// A member left a room (cluster); directions as for [`Record::RemoteJoin`].
+    RemoteLeave {
+        /// Room name.
+        room: Span,
+        /// The member that left.
+        session: SessionId,
+    },
+    /// A broadcast in a room that has members on other nodes (cluster); directions as for
+    /// [`Record::RemoteJoin`].
+    RemoteBroadcast {
+        /// Room name.
+        room: Span,
+        /// The sender.
+        from: SessionId,
+        /// The frame payload (already carrying `from`).
+        frame: Span,
+    },
 }
 
 impl Record {
@@ -367,6 +398,24 @@ impl Record {
                 proxy,
                 reference: reference.map(sh),
             },
+            Record::RemoteJoin {
+                room,
+                session,
+                meta,
+            } => Record::RemoteJoin {
+                room: sh(room),
+                session,
+                meta: meta.map(sh),
+            },
+            Record::RemoteLeave { room, session } => Record::RemoteLeave {
+                room: sh(room),
+                session,
+            },
+            Record::RemoteBroadcast { room, from, frame } => Record::RemoteBroadcast {
+                room: sh(room),
+                from,
+                frame: sh(frame),
+            },
             r @ (Record::Detach { .. }
             | Record::DetachAck { .. }
             | Record::RequeueDone { .. }
@@ -384,7 +433,9 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn push_bytes(&mut self, parts: &[&[u8]]) -> Span {
+    /// Appends bytes to the batch's data and returns their span (the bridge builds
+    /// batches from messages of other nodes with it).
+    pub fn push_bytes(&mut self, parts: &[&[u8]]) -> Span {
         let start = self.data.len() as u32;
         for p in parts {
             self.data.extend_from_slice(p);
@@ -563,13 +614,10 @@ impl Router {
             cfg.limits.sessions_max <= SLOTS_MAX,
             "sessions_max exceeds the id's slot field"
         );
-        let room_hasher = ahash::RandomState::with_seeds(
-            cfg.room_hash_seeds[0],
-            cfg.room_hash_seeds[1],
-            cfg.room_hash_seeds[2],
-            cfg.room_hash_seeds[3],
-        );
-        let outbound = (0..cfg.shards).map(|_| Batch::default()).collect();
+        let room_hasher = room_hasher(cfg.room_hash_seeds);
+        // With a cluster, one more outbound batch: the bridge's, at index `shards`.
+        let destinations = usize::from(cfg.shards) + usize::from(cfg.cluster);
+        let outbound = (0..destinations).map(|_| Batch::default()).collect();
         Router {
             cfg,
             sessions: Vec::new(),
@@ -627,7 +675,13 @@ impl Router {
     /// The shard that owns `room`.
     #[must_use]
     pub fn room_owner(&self, room: &str) -> u8 {
-        (self.room_hasher.hash_one(room) % u64::from(self.cfg.shards)) as u8
+        room_owner(&self.room_hasher, self.cfg.shards, room)
+    }
+
+    /// The outbound index of the cluster bridge (one past the last shard).
+    fn bridge(&self) -> usize {
+        debug_assert!(self.cfg.cluster);
+        usize::from(self.cfg.shards)
     }
 
     /// The connection of a live local session attached to a connection of this shard.
@@ -1281,8 +1335,8 @@ impl Router {
                         return;
                     }
                 }
-                let Some(target_id) = SessionId::parse(target.as_bytes())
-                    .filter(|t| t.node() == self.cfg.node && t.shard() < self.cfg.shards)
+                let Some(target_id) =
+                    SessionId::parse(target.as_bytes()).filter(|t| self.routable(*t))
                 else {
                     self.send_unknown_target(id, target.as_bytes(), reference, sink);
                     return;
@@ -1353,6 +1407,16 @@ impl Router {
             }
             Kind::Resume => self.resume(id, frame, sink),
             _ => unreachable!("every kind is handled above"),
+        }
+    }
+
+    /// Whether frames for `id` have somewhere to go: a shard of this node, or (in a
+    /// cluster) another node.
+    fn routable(&self, id: SessionId) -> bool {
+        if id.node() == self.cfg.node {
+            id.shard() < self.cfg.shards
+        } else {
+            self.cfg.cluster
         }
     }
 
@@ -1537,22 +1601,88 @@ impl Router {
         buf.push(b']');
         push_ref(&mut buf, reference);
         buf.push(b'}');
-        let members: Vec<SessionId> = r.members.iter().map(|m| m.id).collect();
+        // Members of other nodes hear of the join from their own node (through the bridge).
+        let node = self.cfg.node;
+        let members: Vec<SessionId> = r
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|m| m.node() == node)
+            .collect();
         r.members.push(Member {
             id,
             meta: meta.map(Into::into),
         });
         self.deliver(id, &[&buf], Bounce::Nobody, sink);
+        self.scratch = buf;
+        self.announce_join(room, id, meta, &members, sink);
+        if self.cfg.cluster {
+            let b = &mut self.outbound[usize::from(self.cfg.shards)];
+            let room = b.push_bytes(&[room.as_bytes()]);
+            let meta = meta.map(|m| b.push_bytes(&[m]));
+            b.records.push(Record::RemoteJoin {
+                room,
+                session: id,
+                meta,
+            });
+        }
+    }
+
+    /// Sends `peer-joined` for `id` to `members`.
+    fn announce_join(
+        &mut self,
+        room: &str,
+        id: SessionId,
+        meta: Option<&[u8]>,
+        members: &[SessionId],
+        sink: &mut impl Sink,
+    ) {
+        let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(b"{\"type\":\"peer-joined\",\"room\":");
         write_str(&mut buf, room);
         buf.push(b',');
         write_peer_fields(&mut buf, id, meta);
         buf.push(b'}');
-        for m in members {
+        for &m in members {
             self.deliver(m, &[&buf], Bounce::Nobody, sink);
         }
         self.scratch = buf;
+    }
+
+    /// The owner's half of a join on another node (cluster): the member is listed in
+    /// `joined` replies from now on and this node's members get `peer-joined`. A room
+    /// already at `members_per_room_max` does not list it (the limit holds per node).
+    fn remote_join(
+        &mut self,
+        room: &str,
+        id: SessionId,
+        meta: Option<&[u8]>,
+        sink: &mut impl Sink,
+    ) {
+        if id.node() == self.cfg.node {
+            debug_assert!(false, "remote join of a local session");
+            return;
+        }
+        let members_max = self.cfg.limits.members_per_room_max;
+        let node = self.cfg.node;
+        let r = self.rooms.entry(room.into()).or_insert_with(|| Room {
+            members: Vec::new(),
+        });
+        if r.members.len() >= members_max || r.members.iter().any(|m| m.id == id) {
+            return;
+        }
+        let members: Vec<SessionId> = r
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|m| m.node() == node)
+            .collect();
+        r.members.push(Member {
+            id,
+            meta: meta.map(Into::into),
+        });
+        self.announce_join(room, id, meta, &members, sink);
     }
 
     fn drop_room_from_session(&mut self, id: SessionId, room: &str) {
@@ -1606,9 +1736,20 @@ impl Router {
         };
         // Keep join order for the remaining members' `joined` lists.
         r.members.remove(pos);
-        let members: Vec<SessionId> = r.members.iter().map(|m| m.id).collect();
+        let node = self.cfg.node;
+        let members: Vec<SessionId> = r
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|m| m.node() == node)
+            .collect();
         if r.members.is_empty() {
             self.rooms.remove(room);
+        }
+        if self.cfg.cluster && id.node() == node {
+            let b = &mut self.outbound[usize::from(self.cfg.shards)];
+            let room = b.push_bytes(&[room.as_bytes()]);
+            b.records.push(Record::RemoteLeave { room, session: id });
         }
         let mut buf = std::mem::take(&mut self.scratch);
         if reply {
@@ -1641,7 +1782,21 @@ impl Router {
         // to the largest room (bounded by members_per_room_max).
         let mut members = std::mem::take(&mut self.fanout);
         members.clear();
+        let node = self.cfg.node;
         members.extend(r.members.iter().map(|m| m.id).filter(|m| *m != from));
+        if self.cfg.cluster {
+            // Members of other nodes get it from their own node: one record to the bridge
+            // when a local sender's room has any, and only local members here.
+            let remote = members.len();
+            members.retain(|m| m.node() == node);
+            if remote != members.len() && from.node() == node {
+                let b = &mut self.outbound[usize::from(self.cfg.shards)];
+                let room = b.push_bytes(&[room.as_bytes()]);
+                let frame = b.push_bytes(parts);
+                b.records
+                    .push(Record::RemoteBroadcast { room, from, frame });
+            }
+        }
         for &m in &members {
             self.counters.relayed += 1;
             self.deliver(m, parts, Bounce::Nobody, sink);
@@ -1657,7 +1812,7 @@ impl Router {
         bounce: Bounce<'_>,
         sink: &mut impl Sink,
     ) {
-        if target.shard() == self.cfg.shard {
+        if target.shard() == self.cfg.shard && target.node() == self.cfg.node {
             if !self.emit(target, parts, sink) {
                 if let Bounce::To(from, reference) = bounce {
                     self.bounce_unknown(from, target, reference, sink);
@@ -1665,7 +1820,14 @@ impl Router {
             }
             return;
         }
-        let b = &mut self.outbound[target.shard() as usize];
+        // Another node's session: its node's bridge delivers it (ids of other nodes only
+        // get this far with a cluster configured; dispatch refuses them otherwise).
+        let dest = if target.node() == self.cfg.node {
+            target.shard() as usize
+        } else {
+            self.bridge()
+        };
+        let b = &mut self.outbound[dest];
         let frame = b.push_bytes(parts);
         let (from, reference) = match bounce {
             Bounce::To(from, reference) => (Some(from), reference.map(|r| b.push_bytes(&[r]))),
@@ -1850,6 +2012,21 @@ impl Router {
                 Record::ResumeFailed { proxy, reference } => {
                     self.resume_failed(proxy, reference.map(|r| batch.bytes(r)), sink);
                 }
+                Record::RemoteJoin {
+                    room,
+                    session,
+                    meta,
+                } => self.remote_join(batch.str(room), session, meta.map(|m| batch.bytes(m)), sink),
+                Record::RemoteLeave { room, session } => {
+                    if session.node() != self.cfg.node {
+                        self.leave_owned(batch.str(room), session, false, None, sink);
+                    }
+                }
+                Record::RemoteBroadcast { room, from, frame } => {
+                    if from.node() != self.cfg.node {
+                        self.fan_out(batch.str(room), from, &[batch.bytes(frame)], sink);
+                    }
+                }
                 Record::Kick { proxy, session } => {
                     self.kick(proxy, session, sink);
                     // Frames sent to the stand-in before the kick were delivered or bounced
@@ -1877,6 +2054,18 @@ impl Router {
     pub fn has_outbound(&self) -> bool {
         self.outbound.iter().any(|b| !b.is_empty())
     }
+}
+
+/// The room-name hasher every shard of a node (and its bridge) builds from the same seeds.
+#[must_use]
+pub fn room_hasher(seeds: [u64; 4]) -> ahash::RandomState {
+    ahash::RandomState::with_seeds(seeds[0], seeds[1], seeds[2], seeds[3])
+}
+
+/// The shard of `shards` that owns `room`.
+#[must_use]
+pub fn room_owner(hasher: &ahash::RandomState, shards: u8, room: &str) -> u8 {
+    (hasher.hash_one(room) % u64::from(shards)) as u8
 }
 
 /// `{"from":"<id>",` — what goes in front of the relayed bytes.
