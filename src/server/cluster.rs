@@ -501,36 +501,45 @@ impl Loop {
 
     /// The nodes that have member sets in Redis (`None` when Redis failed).
     async fn scan_nodes(&mut self) -> Option<Vec<u16>> {
-        let conn = self.conn.as_mut()?;
         let pattern = format!("{}:m:*", self.names.prefix);
+        let mut nodes = Vec::new();
+        for k in self.scan(&pattern).await? {
+            if let Some((n, _)) = self.names.parse_members(&k) {
+                if n != self.cfg.node && !nodes.contains(&n) {
+                    nodes.push(n);
+                }
+            }
+        }
+        Some(nodes)
+    }
+
+    /// Every key matching `pattern` (`None`, and the connection counted as lost, when
+    /// Redis failed). SCAN in pages rather than KEYS, so a large keyspace never blocks
+    /// Redis for other nodes.
+    async fn scan(&mut self, pattern: &str) -> Option<Vec<String>> {
+        let conn = self.conn.as_mut()?;
         let timeout = Duration::from_millis(self.cfg.cluster.command_timeout_ms);
         let mut cursor: u64 = 0;
-        let mut nodes = Vec::new();
+        let mut keys = Vec::new();
         loop {
             let r = tokio::time::timeout(
                 timeout,
                 redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
-                    .arg(&pattern)
+                    .arg(pattern)
                     .arg("COUNT")
                     .arg(1000)
                     .query_async::<(u64, Vec<String>)>(conn),
             )
             .await;
-            let Ok(Ok((next, keys))) = r else {
+            let Ok(Ok((next, found))) = r else {
                 self.lost(0);
                 return None;
             };
-            for k in keys {
-                if let Some((n, _)) = self.names.parse_members(&k) {
-                    if n != self.cfg.node && !nodes.contains(&n) {
-                        nodes.push(n);
-                    }
-                }
-            }
+            keys.extend(found);
             if next == 0 {
-                return Some(nodes);
+                return Some(keys);
             }
             cursor = next;
         }
@@ -565,30 +574,12 @@ impl Loop {
                 }
             }
             let pattern = format!("{}:m:{node}:*", self.names.prefix);
-            let mut keys: Vec<String> = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let r = tokio::time::timeout(
-                    timeout,
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async::<(u64, Vec<String>)>(conn),
-                )
-                .await;
-                let Ok(Ok((next, found))) = r else {
-                    self.lost(0);
-                    return;
-                };
-                keys.extend(found);
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+            let Some(keys) = self.scan(&pattern).await else {
+                return;
+            };
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
             let mut members: Vec<(String, SessionId, Option<Vec<u8>>)> = Vec::new();
             for key in keys {
                 let Some((_, room)) = self.names.parse_members(&key) else {

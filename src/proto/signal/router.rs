@@ -561,6 +561,16 @@ struct Room {
     members: Vec<Member>,
 }
 
+/// The ids of a room's members that live on `node` (a join is announced to these; members
+/// of other nodes hear of it from their own node).
+fn local_members(members: &[Member], node: u16) -> Vec<SessionId> {
+    members
+        .iter()
+        .map(|m| m.id)
+        .filter(|m| m.node() == node)
+        .collect()
+}
+
 /// The per-shard router.
 pub struct Router {
     cfg: Config,
@@ -1602,13 +1612,7 @@ impl Router {
         push_ref(&mut buf, reference);
         buf.push(b'}');
         // Members of other nodes hear of the join from their own node (through the bridge).
-        let node = self.cfg.node;
-        let members: Vec<SessionId> = r
-            .members
-            .iter()
-            .map(|m| m.id)
-            .filter(|m| m.node() == node)
-            .collect();
+        let members = local_members(&r.members, self.cfg.node);
         r.members.push(Member {
             id,
             meta: meta.map(Into::into),
@@ -1672,12 +1676,7 @@ impl Router {
         if r.members.len() >= members_max || r.members.iter().any(|m| m.id == id) {
             return;
         }
-        let members: Vec<SessionId> = r
-            .members
-            .iter()
-            .map(|m| m.id)
-            .filter(|m| m.node() == node)
-            .collect();
+        let members = local_members(&r.members, node);
         r.members.push(Member {
             id,
             meta: meta.map(Into::into),
