@@ -810,10 +810,12 @@ fn parse_rtcp_fb(value: Option<&str>) -> Result<RtcpFb<'_>, SdpErrorKind> {
     let mut scan = Scanner::new(value.ok_or(ERROR)?);
     let format = match scan.peek() {
         Some(b'*') => scan.take(1),
-        _ => scan
-            .digits()
-            .filter(|digits| parse_u16(digits).is_some())
-            .ok_or(ERROR)?,
+        _ => {
+            // The digits are read and added up in one pass, then cut as text.
+            let start = scan.position;
+            scan.number().filter(|pt| *pt <= u64::from(u16::MAX)).ok_or(ERROR)?;
+            &scan.text[start..scan.position]
+        }
     };
     scan.expect(b' ').ok_or(ERROR)?;
     let kind = scan.token_until(b' ').ok_or(ERROR)?;
@@ -1850,18 +1852,9 @@ impl<'a> Scanner<'a> {
         (self.peek() == Some(byte)).then(|| self.position += 1)
     }
 
-    /// Takes one or more digits.
-    fn digits(&mut self) -> Option<&'a str> {
-        let bytes = self.text.as_bytes();
-        let start = self.position;
-        while bytes.get(self.position).is_some_and(u8::is_ascii_digit) {
-            self.position += 1;
-        }
-        (self.position > start).then(|| &self.text[start..self.position])
-    }
-
     /// Takes a decimal number of up to 20 digits that fits a `u64`. The digits are taken
     /// and added up in one pass; on `None` the caller fails the whole value.
+    #[inline]
     fn number(&mut self) -> Option<u64> {
         let bytes = self.text.as_bytes();
         let start = self.position;
