@@ -530,9 +530,7 @@ impl<'a> Attribute<'a> {
             N::Candidate => Self::Candidate(
                 parse_candidate_value(value.unwrap_or("")).map_err(SdpErrorKind::Candidate)?,
             ),
-            N::EndOfCandidates => {
-                flag(value, "end-of-candidates", Self::EndOfCandidates)?
-            }
+            N::EndOfCandidates => flag(value, "end-of-candidates", Self::EndOfCandidates)?,
             N::SendRecv => flag(value, "sendrecv", Self::Direction(Direction::SendRecv))?,
             N::SendOnly => flag(value, "sendonly", Self::Direction(Direction::SendOnly))?,
             N::RecvOnly => flag(value, "recvonly", Self::Direction(Direction::RecvOnly))?,
@@ -813,7 +811,9 @@ fn parse_rtcp_fb(value: Option<&str>) -> Result<RtcpFb<'_>, SdpErrorKind> {
         _ => {
             // The digits are read and added up in one pass, then cut as text.
             let start = scan.position;
-            scan.number().filter(|pt| *pt <= u64::from(u16::MAX)).ok_or(ERROR)?;
+            scan.number()
+                .filter(|pt| *pt <= u64::from(u16::MAX))
+                .ok_or(ERROR)?;
             &scan.text[start..scan.position]
         }
     };
