@@ -1,5 +1,6 @@
-//! SDP parse and write speed: ours against the `sdp` crate (webrtc-rs) and `webrtc-sdp`
-//! (Mozilla), one criterion group per input so the reports sit side by side.
+//! SDP parse and write speed: ours against the `sdp` crate (webrtc-rs), `webrtc-sdp`
+//! (Mozilla) and str0m's `SdpOffer`, one criterion group per input so the reports sit side
+//! by side.
 //!
 //! Run with `cargo bench --bench sdp`.
 
@@ -37,6 +38,9 @@ fn parsers(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("parse", "webrtc-sdp"), |b| {
             b.iter(|| webrtc_sdp::parse_sdp(black_box(text), false).unwrap())
         });
+        group.bench_function(BenchmarkId::new("parse", "str0m"), |b| {
+            b.iter(|| str0m::change::SdpOffer::from_sdp_string(black_box(text)).unwrap())
+        });
 
         // The relay's whole check: limits, parse, credentials and setup.
         let limits = SdpLimits::default();
@@ -68,6 +72,10 @@ fn parsers(c: &mut Criterion) {
         let mozilla = webrtc_sdp::parse_sdp(text, false).unwrap();
         group.bench_function(BenchmarkId::new("build", "webrtc-sdp"), |b| {
             b.iter(|| black_box(&mozilla).to_string())
+        });
+        let str0m_offer = str0m::change::SdpOffer::from_sdp_string(text).unwrap();
+        group.bench_function(BenchmarkId::new("build", "str0m"), |b| {
+            b.iter(|| black_box(&str0m_offer).to_sdp_string())
         });
         group.finish();
     }

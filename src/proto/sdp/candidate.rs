@@ -190,6 +190,177 @@ pub fn parse_candidate(s: &str) -> Result<Candidate<'_>, CandidateError> {
 
 /// Parses the value of an `a=candidate` attribute (the text after `candidate:`).
 pub(crate) fn parse_candidate_value(value: &str) -> Result<Candidate<'_>, CandidateError> {
+    // Most candidates take the fast path; whatever it does not take (an error, or a rare
+    // form such as a number with leading zeros) gets the field-by-field reading below,
+    // which names the error.
+    if let Some(candidate) = parse_common(value) {
+        // Every test, proptest and debug fuzz run that reaches here checks the fast path
+        // against the field-by-field reading.
+        debug_assert_eq!(parse_fields(value), Ok(candidate));
+        return Ok(candidate);
+    }
+    parse_fields(value)
+}
+
+/// Reads a candidate in one pass over its bytes, each looked at once, or gives up with
+/// `None`. It accepts only text that [`parse_fields`] accepts too, with the same result (a
+/// debug assertion, a unit test and a proptest check this), and gives up on every error and
+/// on the rarer valid forms (such as numbers written with more digits than their range
+/// needs), which `parse_fields` then reads. The fields are checked as they are cut, so each
+/// byte is looked at once; the numbers are added up in the same pass.
+#[inline]
+fn parse_common(value: &str) -> Option<Candidate<'_>> {
+    let mut cursor = Cursor {
+        text: value,
+        position: 0,
+    };
+    let foundation = cursor.field(ICE)?;
+    if foundation.len() > FOUNDATION_CHARS_MAX {
+        return None;
+    }
+    let component = cursor
+        .number(3)
+        .filter(|component| (1..=256).contains(component))?;
+    let transport = cursor.field(TOKEN)?;
+    let priority = cursor
+        .number(10)
+        .and_then(|priority| u32::try_from(priority).ok())?;
+    let address = cursor.field(ADDRESS)?;
+    let port = cursor.number(5).and_then(|port| u16::try_from(port).ok())?;
+    if !cursor.word(b"typ") {
+        return None;
+    }
+    let kind = CandidateKind::from_token(cursor.field(TOKEN)?)?;
+    let mut related_address = None;
+    if cursor.word(b"raddr") {
+        related_address = Some(cursor.field(ADDRESS)?);
+    }
+    let mut related_port = None;
+    if cursor.word(b"rport") {
+        related_port = Some(cursor.number(5).and_then(|port| u16::try_from(port).ok())?);
+    }
+    let extensions = cursor.rest();
+    while !cursor.is_done() {
+        let name = cursor.field(ANY)?;
+        let ok = match name.as_bytes() {
+            b"generation" | b"network-id" | b"network-cost" => cursor
+                .number(10)
+                .is_some_and(|number| number <= u64::from(u32::MAX)),
+            b"tcptype" => cursor
+                .field(TOKEN)
+                .is_some_and(|token| TcpType::from_token(token).is_some()),
+            b"ufrag" => cursor.field(ICE).is_some(),
+            _ => cursor.field(ANY).is_some(),
+        };
+        if !ok {
+            return None;
+        }
+    }
+    Some(Candidate {
+        foundation,
+        component: component as u16,
+        transport,
+        priority,
+        address,
+        port,
+        kind,
+        related_address,
+        related_port,
+        extensions,
+    })
+}
+
+/// The reader of [`parse_common`]: each step takes one space-separated field and the single
+/// space after it, unless the field ends the text.
+struct Cursor<'a> {
+    text: &'a str,
+    position: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn is_done(&self) -> bool {
+        self.position >= self.text.len()
+    }
+
+    /// The text from here to the end.
+    fn rest(&self) -> &'a str {
+        self.text.get(self.position..).unwrap_or("")
+    }
+
+    /// Takes a non-empty field whose every byte is in `class`.
+    #[inline(always)]
+    fn field(&mut self, class: u8) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        let start = self.position;
+        let mut end = start;
+        // A space is in no class, so the loop stops at the field's end or at a bad byte.
+        while bytes
+            .get(end)
+            .is_some_and(|&byte| CLASSES[usize::from(byte)] & class != 0)
+        {
+            end += 1;
+        }
+        self.end_field(start, end)
+    }
+
+    /// Takes a field of 1 to `digits_max` decimal digits (at most 19, which cannot overflow).
+    #[inline(always)]
+    fn number(&mut self, digits_max: usize) -> Option<u64> {
+        debug_assert!(digits_max <= 19);
+        let bytes = self.text.as_bytes();
+        let start = self.position;
+        let mut end = start;
+        let mut number: u64 = 0;
+        while let Some(digit) = bytes.get(end).map(|byte| byte.wrapping_sub(b'0')) {
+            if digit > 9 {
+                break;
+            }
+            // Wrapping, because a run longer than `digits_max` is refused below anyway.
+            number = number.wrapping_mul(10).wrapping_add(u64::from(digit));
+            end += 1;
+        }
+        if end - start > digits_max {
+            return None;
+        }
+        self.end_field(start, end).map(|_| number)
+    }
+
+    /// Takes the field if it is `word`; takes nothing otherwise.
+    #[inline(always)]
+    fn word(&mut self, word: &[u8]) -> bool {
+        let rest = &self.text.as_bytes()[self.position.min(self.text.len())..];
+        let matches = rest.starts_with(word)
+            && rest
+                .get(word.len())
+                .is_none_or(|&byte| byte == b' ' && rest.len() > word.len() + 1);
+        if matches {
+            self.position += (word.len() + 1).min(rest.len());
+        }
+        matches
+    }
+
+    /// Ends a field at `end`, which must be the text's end or a space with more text after.
+    #[inline(always)]
+    fn end_field(&mut self, start: usize, end: usize) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        if end == start {
+            return None;
+        }
+        match bytes.get(end) {
+            None => self.position = end,
+            Some(b' ') if end + 1 < bytes.len() => self.position = end + 1,
+            _ => return None,
+        }
+        // `end` is at a space or the end, and `start` after a space or at the start: both are
+        // character boundaries.
+        Some(&self.text[start..end])
+    }
+}
+
+/// [`parse_candidate_value`] one field at a time, naming the first bad field.
+#[cold]
+#[inline(never)]
+fn parse_fields(value: &str) -> Result<Candidate<'_>, CandidateError> {
     if value.is_empty() {
         return Err(CandidateError::Empty);
     }
@@ -377,6 +548,9 @@ const TOKEN: u8 = 2;
 /// A character of a connection address: an IPv4 or IPv6 literal or a host name. We check the
 /// character set only; resolving or range-checking addresses is the ICE agent's business.
 const ADDRESS: u8 = 4;
+/// Any byte but the space, for the fields (extension names and values) whose characters
+/// are not checked.
+const ANY: u8 = 8;
 
 /// The classes each byte belongs to, so a field is classified in the pass that cuts it.
 const CLASSES: [u8; 256] = {
@@ -393,6 +567,9 @@ const CLASSES: [u8; 256] = {
         }
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'-' | b'_' | b'%') {
             class |= ADDRESS;
+        }
+        if b != b' ' {
+            class |= ANY;
         }
         table[byte] = class;
         byte += 1;
@@ -543,6 +720,59 @@ mod tests {
         ];
         for (text, error) in cases {
             assert_eq!(parse_candidate(text), Err(error), "{text:?}");
+        }
+    }
+
+    /// The fast path must accept only what the field-by-field reading accepts, with the same
+    /// result; on everything else it must give up.
+    fn check_fast_path(text: &str) {
+        if let Some(fast) = parse_common(text) {
+            assert_eq!(parse_fields(text), Ok(fast), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_field_reading() {
+        let texts = [
+            HOST.strip_prefix("candidate:").unwrap(),
+            "1 1 udp 255 192.0.2.100 12100 typ relay raddr 198.51.100.100 rport 11100",
+            "3916313269 1 tcp 1518280447 ::1 9 typ host tcptype active generation 0 ufrag si0G",
+            "1 1 UDP 2114977791 4bb8a6c1-1d9a-4a6c-a8a5-0a3a3c2f1e1f.local 48073 typ host",
+            "1 1 udp 1 1.2.3.4 1 typ host foo bar generation 2 baz qux",
+            "1 1 udp 1 1.2.3.4 00001 typ host",
+            "1 001 udp 1 1.2.3.4 1 typ host",
+            "1436142939 1 udp 2122260223 127.0.0.1 57298 typ host generation 0 network-id 1 \
+             network-cost 50",
+            "727068611 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active generation 0 \
+             network-id 1 network-cost 50",
+        ];
+        for text in texts {
+            assert!(parse_common(text).is_some(), "{text:?}");
+            check_fast_path(text);
+        }
+        for text in [
+            "1 1 udp 1 1.2.3.4 000001 typ host",
+            "1 1 udp 1 1.2.3.4 1 typ host ",
+            "1 1 udp 1 1.2.3.4 1 typ host generation 00000000000",
+        ] {
+            assert!(parse_common(text).is_none(), "{text:?}");
+            check_fast_path(text);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees_on_candidate_like_text(
+            fields in proptest::collection::vec(proptest::sample::select(vec![
+                "", "1", "0", "9", "256", "257", "0001", "65535", "65536", "4294967295",
+                "4294967296", "00000000001", "123456789012345678901234", "udp", "UDP", "tcp",
+                "u*p", "typ", "host", "srflx", "prflx", "relay", "cloud", "raddr", "rport",
+                "generation", "network-id",
+                "network-cost", "tcptype", "ufrag", "active", "so", "1.2.3.4", "::1", "a+b/",
+                "x.local", "fe80::1%eth0", "\u{e9}", "a=b",
+            ]), 0..18),
+        ) {
+            check_fast_path(&fields.join(" "));
         }
     }
 

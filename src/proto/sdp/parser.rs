@@ -487,151 +487,153 @@ impl<'a> Attribute<'a> {
     /// out building values that nobody reads.
     #[inline(always)]
     fn parse_inline(text: &'a str) -> Result<Self, SdpErrorKind> {
-        // Find the `:` while checking the name's characters, then pack the name into an
-        // integer: matching a packed integer compiles to a few comparisons, where a `match` on
-        // `&str` calls `memcmp` once per arm, which was the largest cost of parsing an offer.
+        // The name runs up to the first `:`, found eight bytes at a time. A name we know is a
+        // token already, so only the others are checked byte by byte.
         let bytes = text.as_bytes();
-        let mut name_len = 0;
-        let mut name_ok = true;
-        while let Some(&byte) = bytes.get(name_len) {
-            if byte == b':' {
-                break;
-            }
-            // Checked without branching; one test after the loop.
-            name_ok &= TOKEN_CHARS[usize::from(byte)];
-            name_len += 1;
-        }
-        if name_len == 0 || !name_ok {
+        let name_len = find_byte(bytes, b':').unwrap_or(bytes.len());
+        let kind = AttributeName::of(&bytes[..name_len]);
+        if kind == AttributeName::Other && !is_token(&text[..name_len]) {
             return Err(SdpErrorKind::AttributeName);
         }
         let name = &text[..name_len];
         let value = text.get(name_len + 1..);
-        let key = runtime_name_key(bytes, name_len);
-        Ok(match key {
-            KEY_MID => Self::Mid(token_value(value, "mid")?),
-            KEY_ICE_UFRAG => Self::IceUfrag(ice_value(value, "ice-ufrag")?),
-            KEY_ICE_PWD => Self::IcePwd(ice_value(value, "ice-pwd")?),
-            KEY_ICE_OPTIONS => Self::IceOptions(non_empty(value, "ice-options")?),
-            KEY_ICE_LITE => flag(value, "ice-lite", Self::IceLite)?,
-            KEY_FINGERPRINT => Self::Fingerprint(parse_fingerprint(value)?),
-            KEY_SETUP => Self::Setup(parse_setup(value)?),
-            KEY_GROUP => Self::Group(parse_group(value)?),
-            KEY_MSID => Self::Msid(parse_msid(value)?),
-            KEY_RTPMAP => Self::Rtpmap(parse_rtpmap(value)?),
-            KEY_FMTP => Self::Fmtp(parse_fmtp(value)?),
-            KEY_RTCP_FB => Self::RtcpFb(parse_rtcp_fb(value)?),
-            KEY_RTCP_MUX => flag(value, "rtcp-mux", Self::RtcpMux)?,
-            KEY_RTCP_MUX_ONLY => flag(value, "rtcp-mux-only", Self::RtcpMuxOnly)?,
-            KEY_RTCP_RSIZE => flag(value, "rtcp-rsize", Self::RtcpRsize)?,
-            KEY_EXTMAP => Self::Extmap(parse_extmap(value)?),
-            KEY_SSRC => Self::Ssrc(parse_ssrc(value)?),
-            KEY_SSRC_GROUP => Self::SsrcGroup(parse_ssrc_group(value)?),
-            KEY_SCTP_PORT => Self::SctpPort(
+        use AttributeName as N;
+        Ok(match kind {
+            N::Mid => Self::Mid(token_value(value, "mid")?),
+            N::IceUfrag => Self::IceUfrag(ice_value(value, "ice-ufrag")?),
+            N::IcePwd => Self::IcePwd(ice_value(value, "ice-pwd")?),
+            N::IceOptions => Self::IceOptions(non_empty(value, "ice-options")?),
+            N::IceLite => flag(value, "ice-lite", Self::IceLite)?,
+            N::Fingerprint => Self::Fingerprint(parse_fingerprint(value)?),
+            N::Setup => Self::Setup(parse_setup(value)?),
+            N::Group => Self::Group(parse_group(value)?),
+            N::Msid => Self::Msid(parse_msid(value)?),
+            N::Rtpmap => Self::Rtpmap(parse_rtpmap(value)?),
+            N::Fmtp => Self::Fmtp(parse_fmtp(value)?),
+            N::RtcpFb => Self::RtcpFb(parse_rtcp_fb(value)?),
+            N::RtcpMux => flag(value, "rtcp-mux", Self::RtcpMux)?,
+            N::RtcpMuxOnly => flag(value, "rtcp-mux-only", Self::RtcpMuxOnly)?,
+            N::RtcpRsize => flag(value, "rtcp-rsize", Self::RtcpRsize)?,
+            N::Extmap => Self::Extmap(parse_extmap(value)?),
+            N::Ssrc => Self::Ssrc(parse_ssrc(value)?),
+            N::SsrcGroup => Self::SsrcGroup(parse_ssrc_group(value)?),
+            N::SctpPort => Self::SctpPort(
                 value
                     .and_then(parse_u16)
                     .ok_or(SdpErrorKind::AttributeValue("sctp-port"))?,
             ),
-            KEY_MAX_MESSAGE_SIZE => Self::MaxMessageSize(
+            N::MaxMessageSize => Self::MaxMessageSize(
                 value
                     .and_then(parse_u64)
                     .ok_or(SdpErrorKind::AttributeValue("max-message-size"))?,
             ),
-            KEY_CANDIDATE => Self::Candidate(
+            N::Candidate => Self::Candidate(
                 parse_candidate_value(value.unwrap_or("")).map_err(SdpErrorKind::Candidate)?,
             ),
-            _ if name == "end-of-candidates" => {
-                flag(value, "end-of-candidates", Self::EndOfCandidates)?
-            }
-            KEY_SENDRECV => flag(value, "sendrecv", Self::Direction(Direction::SendRecv))?,
-            KEY_SENDONLY => flag(value, "sendonly", Self::Direction(Direction::SendOnly))?,
-            KEY_RECVONLY => flag(value, "recvonly", Self::Direction(Direction::RecvOnly))?,
-            KEY_INACTIVE => flag(value, "inactive", Self::Direction(Direction::Inactive))?,
-            KEY_SIMULCAST => Self::Simulcast(parse_simulcast(value)?),
-            KEY_RID => Self::Rid(parse_rid(value)?),
-            KEY_BUNDLE_ONLY => flag(value, "bundle-only", Self::BundleOnly)?,
-            _ => Self::Other { name, value },
+            N::EndOfCandidates => flag(value, "end-of-candidates", Self::EndOfCandidates)?,
+            N::SendRecv => flag(value, "sendrecv", Self::Direction(Direction::SendRecv))?,
+            N::SendOnly => flag(value, "sendonly", Self::Direction(Direction::SendOnly))?,
+            N::RecvOnly => flag(value, "recvonly", Self::Direction(Direction::RecvOnly))?,
+            N::Inactive => flag(value, "inactive", Self::Direction(Direction::Inactive))?,
+            N::Simulcast => Self::Simulcast(parse_simulcast(value)?),
+            N::Rid => Self::Rid(parse_rid(value)?),
+            N::BundleOnly => flag(value, "bundle-only", Self::BundleOnly)?,
+            N::Other => Self::Other { name, value },
         })
     }
 }
 
-/// The [`name_key`] of the name at the start of an attribute's text (up to its `:`), for
-/// picking attributes out by name without parsing them. The text must come from a line
-/// [`Sdp::parse`] accepted, whose names are tokens and hold no NUL byte.
-#[inline]
-pub(crate) fn attribute_name_key(text: &str) -> u128 {
-    let bytes = text.as_bytes();
-    let name_len = bytes
-        .iter()
-        .take(17)
-        .position(|&byte| byte == b':')
-        .unwrap_or(bytes.len().min(17));
-    if name_len == 0 {
-        return 0;
-    }
-    runtime_name_key(bytes, name_len)
+/// The attribute names [`Attribute`] gives a typed value, found by length first and then
+/// by comparing the few names of that length: with the length known, each comparison
+/// compiles to one or two integer loads and compares, where a `match` on `&str` tries every
+/// arm in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttributeName {
+    Mid,
+    IceUfrag,
+    IcePwd,
+    IceOptions,
+    IceLite,
+    Fingerprint,
+    Setup,
+    Group,
+    Msid,
+    Rtpmap,
+    Fmtp,
+    RtcpFb,
+    RtcpMux,
+    RtcpMuxOnly,
+    RtcpRsize,
+    Extmap,
+    Ssrc,
+    SsrcGroup,
+    SctpPort,
+    MaxMessageSize,
+    Candidate,
+    EndOfCandidates,
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+    Simulcast,
+    Rid,
+    BundleOnly,
+    /// Any name without a typed value.
+    Other,
 }
 
-/// [`name_key`] of `bytes[..name_len]`. When 16 bytes can be read, one load and a mask do it;
-/// otherwise the bytes are copied into a zeroed buffer first.
-#[inline]
-fn runtime_name_key(bytes: &[u8], name_len: usize) -> u128 {
-    if name_len > 16 {
-        return 0;
+impl AttributeName {
+    /// The name `name` (without the `:`).
+    #[inline(always)]
+    pub(crate) fn of(name: &[u8]) -> Self {
+        let is = |candidate: &[u8]| name == candidate;
+        match name.len() {
+            3 if is(b"mid") => Self::Mid,
+            3 if is(b"rid") => Self::Rid,
+            4 if is(b"fmtp") => Self::Fmtp,
+            4 if is(b"ssrc") => Self::Ssrc,
+            4 if is(b"msid") => Self::Msid,
+            5 if is(b"setup") => Self::Setup,
+            5 if is(b"group") => Self::Group,
+            6 if is(b"rtpmap") => Self::Rtpmap,
+            6 if is(b"extmap") => Self::Extmap,
+            7 if is(b"rtcp-fb") => Self::RtcpFb,
+            7 if is(b"ice-pwd") => Self::IcePwd,
+            8 if is(b"rtcp-mux") => Self::RtcpMux,
+            8 if is(b"sendrecv") => Self::SendRecv,
+            8 if is(b"sendonly") => Self::SendOnly,
+            8 if is(b"recvonly") => Self::RecvOnly,
+            8 if is(b"inactive") => Self::Inactive,
+            8 if is(b"ice-lite") => Self::IceLite,
+            9 if is(b"candidate") => Self::Candidate,
+            9 if is(b"ice-ufrag") => Self::IceUfrag,
+            9 if is(b"sctp-port") => Self::SctpPort,
+            9 if is(b"simulcast") => Self::Simulcast,
+            10 if is(b"rtcp-rsize") => Self::RtcpRsize,
+            10 if is(b"ssrc-group") => Self::SsrcGroup,
+            11 if is(b"fingerprint") => Self::Fingerprint,
+            11 if is(b"ice-options") => Self::IceOptions,
+            11 if is(b"bundle-only") => Self::BundleOnly,
+            13 if is(b"rtcp-mux-only") => Self::RtcpMuxOnly,
+            16 if is(b"max-message-size") => Self::MaxMessageSize,
+            17 if is(b"end-of-candidates") => Self::EndOfCandidates,
+            _ => Self::Other,
+        }
     }
-    let mut padded = [0u8; 16];
-    match bytes.get(..16) {
-        Some(first) => padded.copy_from_slice(first),
-        None => padded[..name_len].copy_from_slice(&bytes[..name_len]),
-    }
-    // `name_len` is 1..=16 here, so the shift is 0..=120 bits.
-    let mask = u128::MAX << (8 * (16 - name_len));
-    u128::from_be_bytes(padded) & mask
-}
 
-/// Packs a name into an integer: its bytes, zero-padded to 16, read big-endian. Token names
-/// hold no NUL byte, so two names share a key only if they are equal; names longer than 16
-/// bytes all get key 0 and are told apart by comparing text.
-const fn name_key(name: &[u8]) -> u128 {
-    if name.len() > 16 {
-        return 0;
+    /// The name at the start of an attribute's text (up to its `:`), for picking attributes
+    /// out by name without parsing them.
+    #[inline]
+    pub(crate) fn of_text(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let name_len = bytes
+            .iter()
+            .take(18)
+            .position(|&byte| byte == b':')
+            .unwrap_or(bytes.len());
+        Self::of(&bytes[..name_len])
     }
-    let mut padded = [0u8; 16];
-    let mut index = 0;
-    while index < name.len() {
-        padded[index] = name[index];
-        index += 1;
-    }
-    u128::from_be_bytes(padded)
 }
-
-pub(crate) const KEY_MID: u128 = name_key(b"mid");
-pub(crate) const KEY_ICE_UFRAG: u128 = name_key(b"ice-ufrag");
-pub(crate) const KEY_ICE_PWD: u128 = name_key(b"ice-pwd");
-const KEY_ICE_OPTIONS: u128 = name_key(b"ice-options");
-const KEY_ICE_LITE: u128 = name_key(b"ice-lite");
-pub(crate) const KEY_FINGERPRINT: u128 = name_key(b"fingerprint");
-pub(crate) const KEY_SETUP: u128 = name_key(b"setup");
-pub(crate) const KEY_GROUP: u128 = name_key(b"group");
-const KEY_MSID: u128 = name_key(b"msid");
-const KEY_RTPMAP: u128 = name_key(b"rtpmap");
-const KEY_FMTP: u128 = name_key(b"fmtp");
-const KEY_RTCP_FB: u128 = name_key(b"rtcp-fb");
-const KEY_RTCP_MUX: u128 = name_key(b"rtcp-mux");
-const KEY_RTCP_MUX_ONLY: u128 = name_key(b"rtcp-mux-only");
-const KEY_RTCP_RSIZE: u128 = name_key(b"rtcp-rsize");
-const KEY_EXTMAP: u128 = name_key(b"extmap");
-const KEY_SSRC: u128 = name_key(b"ssrc");
-const KEY_SSRC_GROUP: u128 = name_key(b"ssrc-group");
-const KEY_SCTP_PORT: u128 = name_key(b"sctp-port");
-const KEY_MAX_MESSAGE_SIZE: u128 = name_key(b"max-message-size");
-const KEY_CANDIDATE: u128 = name_key(b"candidate");
-const KEY_SENDRECV: u128 = name_key(b"sendrecv");
-const KEY_SENDONLY: u128 = name_key(b"sendonly");
-const KEY_RECVONLY: u128 = name_key(b"recvonly");
-const KEY_INACTIVE: u128 = name_key(b"inactive");
-const KEY_SIMULCAST: u128 = name_key(b"simulcast");
-const KEY_RID: u128 = name_key(b"rid");
-pub(crate) const KEY_BUNDLE_ONLY: u128 = name_key(b"bundle-only");
 
 fn flag<'a>(
     value: Option<&str>,
@@ -806,10 +808,14 @@ fn parse_rtcp_fb(value: Option<&str>) -> Result<RtcpFb<'_>, SdpErrorKind> {
     let mut scan = Scanner::new(value.ok_or(ERROR)?);
     let format = match scan.peek() {
         Some(b'*') => scan.take(1),
-        _ => scan
-            .digits()
-            .filter(|digits| parse_u16(digits).is_some())
-            .ok_or(ERROR)?,
+        _ => {
+            // The digits are read and added up in one pass, then cut as text.
+            let start = scan.position;
+            scan.number()
+                .filter(|pt| *pt <= u64::from(u16::MAX))
+                .ok_or(ERROR)?;
+            &scan.text[start..scan.position]
+        }
     };
     scan.expect(b' ').ok_or(ERROR)?;
     let kind = scan.token_until(b' ').ok_or(ERROR)?;
@@ -1759,6 +1765,32 @@ fn is_number_list(text: &str) -> bool {
     }
 }
 
+/// Finds the first `needle` in `bytes`, eight bytes at a time. In each word the bytes equal
+/// to `needle` become zero, and the zero-byte test flags them; its lowest flag is exact (a
+/// borrow only runs upwards), so it gives the index without a byte loop.
+#[inline(always)]
+fn find_byte(bytes: &[u8], needle: u8) -> Option<usize> {
+    const LOW_BITS: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+    let needles = u64::from_le_bytes([needle; 8]);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default()) ^ needles;
+        let flags = word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS;
+        if flags != 0 {
+            // `trailing_zeros` is 7, 15, ... or 63: the index is 0..=7.
+            return Some(offset + flags.trailing_zeros() as usize / 8);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&byte| byte == needle)
+        .map(|index| offset + index)
+}
+
 /// Finds the first LF, CR or NUL, eight bytes at a time: lines are long enough that a byte
 /// loop was a fifth of the parse time.
 ///
@@ -1820,18 +1852,9 @@ impl<'a> Scanner<'a> {
         (self.peek() == Some(byte)).then(|| self.position += 1)
     }
 
-    /// Takes one or more digits.
-    fn digits(&mut self) -> Option<&'a str> {
-        let bytes = self.text.as_bytes();
-        let start = self.position;
-        while bytes.get(self.position).is_some_and(u8::is_ascii_digit) {
-            self.position += 1;
-        }
-        (self.position > start).then(|| &self.text[start..self.position])
-    }
-
     /// Takes a decimal number of up to 20 digits that fits a `u64`. The digits are taken
     /// and added up in one pass; on `None` the caller fails the whole value.
+    #[inline]
     fn number(&mut self) -> Option<u64> {
         let bytes = self.text.as_bytes();
         let start = self.position;
@@ -1877,8 +1900,9 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Splitting at an ASCII byte with an inlined loop: `str::split_once(char)` goes through the
-/// generic pattern searcher and `memchr`, which cost more than the short fields SDP has.
+/// Splitting at an ASCII byte with an inlined search ([`find_byte`], eight bytes at a time):
+/// `str::split_once(char)` goes through the generic pattern searcher and `memchr`, whose set-up
+/// costs more than the short fields SDP has.
 pub(crate) trait SplitByte {
     /// Splits at the first `byte` (which must be ASCII), dropping it.
     fn split_byte(&self, byte: u8) -> Option<(&str, &str)>;
@@ -1888,7 +1912,7 @@ impl SplitByte for str {
     #[inline]
     fn split_byte(&self, byte: u8) -> Option<(&str, &str)> {
         debug_assert!(byte.is_ascii());
-        let index = self.bytes().position(|candidate| candidate == byte)?;
+        let index = find_byte(self.as_bytes(), byte)?;
         // An ASCII byte is always a character boundary, so these slices cannot panic.
         Some((&self[..index], &self[index + 1..]))
     }

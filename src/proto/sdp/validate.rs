@@ -6,9 +6,7 @@
 
 use super::error::{SdpError, SdpErrorKind};
 use super::parser::{
-    attribute_name_key, Attribute, Attributes, MediaLine, ParseObserver, Sdp, Setup,
-    KEY_BUNDLE_ONLY, KEY_FINGERPRINT, KEY_GROUP, KEY_ICE_PWD, KEY_ICE_UFRAG, KEY_MID, KEY_SETUP,
-    MEDIA_SECTIONS_MAX,
+    Attribute, AttributeName, Attributes, MediaLine, ParseObserver, Sdp, Setup, MEDIA_SECTIONS_MAX,
 };
 
 /// Whether a description is an offer or an answer (RFC 3264).
@@ -194,17 +192,17 @@ fn check_session_and_sections(
 fn next_relevant<'a>(attributes: &mut Attributes<'a>) -> Option<(u32, Attribute<'a>)> {
     loop {
         let (number, text) = attributes.next_text()?;
-        // Names compared as packed integers: a `match` on `&str` and `split_once` cost more
-        // than the rest of the validation together.
+        // Names found by length, then compared: a `match` on `&str` and `split_once` cost
+        // more than the rest of the validation together.
         if matches!(
-            attribute_name_key(text),
-            KEY_MID
-                | KEY_ICE_UFRAG
-                | KEY_ICE_PWD
-                | KEY_FINGERPRINT
-                | KEY_SETUP
-                | KEY_BUNDLE_ONLY
-                | KEY_GROUP
+            AttributeName::of_text(text),
+            AttributeName::Mid
+                | AttributeName::IceUfrag
+                | AttributeName::IcePwd
+                | AttributeName::Fingerprint
+                | AttributeName::Setup
+                | AttributeName::BundleOnly
+                | AttributeName::Group
         ) {
             let attribute = Attribute::parse(text).ok()?;
             return Some((number, attribute));
